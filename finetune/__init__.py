@@ -1,0 +1,2 @@
+"""kaug finetune package."""
+from keras_aug import backend as _backend  # noqa: F401

@@ -1,0 +1,219 @@
+"""The base augmentation layer: standardize input, sample per-sample parameters, apply, restore.
+
+Subclasses implement `sample_params` (per-sample random parameters for the whole batch, drawn from
+a `Draws`) and `augment_images` (a pure batched op of images and parameters), and where they
+change them `augment_labels` / `augment_segmentation_masks`. The base class does the rest:
+input formats, validation, dtype handling, the `p=` per-sample probability, seeding, XLA
+compilation, the training/inference switch and serialization.
+"""
+from __future__ import annotations
+
+import warnings
+import weakref
+
+import keras
+import numpy as np
+import tensorflow as tf
+from keras.src.backend.common import global_state
+
+from keras_aug.core.random import Draws, make_generator
+from keras_aug.core.validation import (
+    FLOAT_DTYPES,
+    check_images,
+    check_probability,
+    check_value_range,
+)
+
+IMAGES, LABELS, MASKS = "images", "labels", "segmentation_masks"
+
+# One compiled apply function per layer, kept outside the layer so that neither Keras nor
+# SavedModel tracking tries to serialize it.
+_COMPILED: "weakref.WeakKeyDictionary[AugmentationLayer, tf.types.experimental.GenericFunction]"
+_COMPILED = weakref.WeakKeyDictionary()
+
+
+class AugmentationLayer(keras.layers.Layer):
+    """Base class of every keras_aug augmentation layer.
+
+    Args:
+        p: probability that each image is augmented (drawn per sample). `p=1.0` always applies.
+        value_range: `(low, high)` range of the input values, `(0, 255)` by default as in Keras.
+        seed: integer for a reproducible sequence of augmentations; `None` for fresh randomness.
+
+    Inputs: a batch `(B, H, W, C)` or one image `(H, W, C)`; a tuple `(images, labels)`; or a dict
+    with `"images"` and optionally `"labels"`, `"segmentation_masks"` (other keys pass through).
+    The same structure comes back; the caller's dict is never modified. Float inputs keep their
+    dtype; uint8 inputs are augmented in float32 and returned as uint8 (rounded, clipped).
+
+    Training switch: `layer(x)` on its own (e.g. in `ds.map(layer)`, or a `keras.Sequential` made
+    only of augmentation layers) augments. Inside a model it augments only when the model is
+    called with `training=True` (as `fit` does), so `predict`, `model(x)` and `model.export()`
+    serve un-augmented outputs.
+    """
+
+    takes_labels = True  # make_pipeline passes (images, labels) to these layers
+    jit_compile = True  # subclasses whose ops have no XLA kernel set False
+    channels: tuple[int, ...] | None = (1, 3, 4)
+
+    def __init__(self, p: float = 1.0, value_range=(0, 255), seed: int | None = None, **kwargs):
+        super().__init__(**kwargs)
+        self.p = check_probability("p", p)
+        self.value_range = check_value_range(value_range)
+        if seed is not None and (isinstance(seed, bool) or not isinstance(seed, (int, np.integer))):
+            raise TypeError(f"seed must be an integer or None, got {seed!r}")
+        self.seed = None if seed is None else int(seed)
+        self._rng = make_generator(self.seed)
+        self._warned_range = False
+        self._convert_input_args = False
+        self._allow_non_tensor_positional_args = True
+        self.supports_jit = self.jit_compile
+
+    # ----------------------------------------------------------------- subclass hooks
+    def sample_params(self, batch_size: tf.Tensor, images: tf.Tensor, draws: Draws) -> dict:
+        """Per-sample parameters for the whole batch (tensors with leading dim `batch_size`)."""
+        return {}
+
+    def augment_images(self, images: tf.Tensor, params: dict) -> tf.Tensor:
+        """Batched op on float32 images in `value_range`."""
+        raise NotImplementedError
+
+    def augment_labels(self, labels: tf.Tensor, params: dict) -> tf.Tensor:
+        return labels
+
+    def augment_segmentation_masks(self, masks: tf.Tensor, params: dict) -> tf.Tensor:
+        return masks
+
+    # ----------------------------------------------------------------- engine
+    def call(self, inputs, labels=None, training=None):
+        if labels is not None:  # ds.map(layer) on (images, labels) elements passes two arguments
+            inputs = (inputs, labels)
+        if training is None:
+            training = self._is_pipeline_call()
+        if isinstance(training, bool) and not training:
+            return inputs
+        data, restore = _standardize(inputs)
+        images = data[IMAGES]
+        check_images(images, self.channels)
+        self._check_values(images)
+        if not isinstance(training, bool):  # a symbolic training flag
+            out = tf.cond(
+                tf.cast(training, tf.bool), lambda: self.augment(data), lambda: dict(data)
+            )
+        else:
+            out = self.augment(data)
+        return restore(out)
+
+    def augment(self, data: dict, key: tf.Tensor | None = None) -> dict:
+        """Augment a standardized batch dict. `key` (int64 shape [2]) fixes the randomness."""
+        if key is None:
+            key = self._rng.make_seeds(1)[:, 0]
+        fn = _COMPILED.get(self)
+        if fn is None:
+            fn = tf.function(self._augment_batch, jit_compile=self.jit_compile, reduce_retracing=True)
+            _COMPILED[self] = fn
+        return fn(data, key)
+
+    def _augment_batch(self, data: dict, key: tf.Tensor) -> dict:
+        images = data[IMAGES]
+        single = images.shape.rank == 3
+        if single:
+            data = {k: (v[None] if k in (IMAGES, LABELS, MASKS) else v) for k, v in data.items()}
+            images = data[IMAGES]
+        dtype = images.dtype
+        x = tf.cast(images, tf.float32)
+        batch_size = tf.shape(x)[0]
+        draws = Draws(key)
+        params = self.sample_params(batch_size, x, draws)
+        out = dict(data)
+        y = self.augment_images(x, params)
+        if LABELS in data:
+            out[LABELS] = self.augment_labels(data[LABELS], params)
+        if MASKS in data:
+            out[MASKS] = self.augment_segmentation_masks(data[MASKS], params)
+        if self.p < 1.0:
+            apply = draws.bernoulli([batch_size], self.p)
+            y = _select(apply, y, x)
+            for k in (LABELS, MASKS):
+                if k in data:
+                    out[k] = _select(apply, out[k], tf.cast(data[k], out[k].dtype))
+        out[IMAGES] = _restore_dtype(y, dtype, self.value_range)
+        if single:
+            out = {k: (v[0] if k in (IMAGES, LABELS, MASKS) else v) for k, v in out.items()}
+        return out
+
+    def _is_pipeline_call(self) -> bool:
+        """True when this layer is called on its own or by an augmentation-only Sequential."""
+        ctx = global_state.get_global_attribute("current_call_ctx")
+        entry = None if ctx is None else ctx.entry_layer
+        if entry is None or entry is self or isinstance(entry, AugmentationLayer):
+            return True
+        return isinstance(entry, keras.Sequential) and all(
+            isinstance(layer, AugmentationLayer) for layer in entry.layers
+        )
+
+    def _check_values(self, images: tf.Tensor) -> None:
+        """Eager-only value checks: NaN/inf is an error; values far outside value_range warn once."""
+        if not tf.executing_eagerly() or images.dtype == tf.uint8:
+            return
+        x = images.numpy()
+        if not np.all(np.isfinite(x)):
+            raise ValueError("images contain NaN or infinite values")
+        low, high = self.value_range
+        span = high - low
+        if not self._warned_range and x.size and (
+            x.min() < low - 0.05 * span
+            or x.max() > high + 0.05 * span
+            or (high > 1.5 and x.max() <= 1.0 and x.max() > 0)
+        ):
+            self._warned_range = True
+            warnings.warn(
+                f"{self.name}: images span [{x.min():.3g}, {x.max():.3g}] but value_range="
+                f"{self.value_range}. Pass the range your images use, e.g. value_range=(0, 1).",
+                stacklevel=3,
+            )
+
+    def compute_output_shape(self, input_shape):
+        return input_shape
+
+    def compute_output_spec(self, inputs, labels=None, training=None):
+        inputs = inputs if labels is None else (inputs, labels)
+        return keras.tree.map_structure(lambda t: keras.KerasTensor(t.shape, t.dtype), inputs)
+
+    def get_config(self) -> dict:
+        config = super().get_config()
+        config.update({"p": self.p, "value_range": self.value_range, "seed": self.seed})
+        return config
+
+
+def _standardize(inputs):
+    """Any accepted input -> (dict of tensors, function mapping an output dict back)."""
+    if isinstance(inputs, dict):
+        if IMAGES not in inputs:
+            raise ValueError(f"A dict input needs an 'images' key, got keys {sorted(inputs)}")
+        data = {k: _to_tensor(v) if k in (IMAGES, LABELS, MASKS) else v for k, v in inputs.items()}
+        return data, lambda out: out
+    if isinstance(inputs, (tuple, list)):
+        if len(inputs) != 2:
+            raise ValueError(
+                f"A tuple input must be (images, labels), got a {type(inputs).__name__} "
+                f"of length {len(inputs)}"
+            )
+        data = {IMAGES: _to_tensor(inputs[0]), LABELS: _to_tensor(inputs[1])}
+        return data, lambda out: (out[IMAGES], out[LABELS])
+    return {IMAGES: _to_tensor(inputs)}, lambda out: out[IMAGES]
+
+
+def _to_tensor(x):
+    return x if isinstance(x, (tf.Tensor, tf.Variable)) else tf.convert_to_tensor(x)
+
+
+def _select(condition: tf.Tensor, a: tf.Tensor, b: tf.Tensor) -> tf.Tensor:
+    return tf.where(tf.reshape(condition, [-1] + [1] * (a.shape.rank - 1)), a, b)
+
+
+def _restore_dtype(x: tf.Tensor, dtype: tf.DType, value_range) -> tf.Tensor:
+    if dtype == tf.uint8:
+        return tf.cast(tf.clip_by_value(tf.round(x), 0, 255), tf.uint8)
+    if dtype in FLOAT_DTYPES:
+        return tf.cast(x, dtype)
+    return x

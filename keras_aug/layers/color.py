@@ -1,0 +1,4 @@
+"""color augmentation layers."""
+from __future__ import annotations
+
+__all__: list[str] = []

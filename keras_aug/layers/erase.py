@@ -1,0 +1,4 @@
+"""erase augmentation layers."""
+from __future__ import annotations
+
+__all__: list[str] = []
