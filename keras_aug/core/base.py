@@ -38,7 +38,8 @@ class AugmentationLayer(keras.layers.Layer):
     Args:
         p: probability that each image is augmented (drawn per sample). `p=1.0` always applies.
         value_range: `(low, high)` range of the input values, `(0, 255)` by default as in Keras.
-        seed: integer for a reproducible sequence of augmentations; `None` for fresh randomness.
+        seed: integer for a reproducible sequence of augmentations; `None` for fresh randomness
+            (also distinct across tf.data service workers, which a fixed seed by definition is not).
 
     Inputs: a batch `(B, H, W, C)` or one image `(H, W, C)`; a tuple `(images, labels)`; or a dict
     with `"images"` and optionally `"labels"`, `"segmentation_masks"` (other keys pass through).
@@ -107,11 +108,18 @@ class AugmentationLayer(keras.layers.Layer):
         """Augment a standardized batch dict. `key` (int64 shape [2]) fixes the randomness."""
         if key is None:
             key = self._rng.make_seeds(1)[:, 0]
+            if self.seed is None:
+                # The generator's state is copied into every tf.data service worker (and every
+                # process) that runs this graph; an unseeded per-kernel salt keeps their draws apart.
+                key = tf.bitwise.bitwise_xor(key, tf.raw_ops.RandomUniformInt(
+                    shape=[2], minval=tf.constant(0, tf.int64), maxval=tf.constant(2**62, tf.int64),
+                    seed=0, seed2=0))
         fn = _COMPILED.get(self)
         if fn is None:
             fn = tf.function(self._augment_batch, jit_compile=self.jit_compile, reduce_retracing=True)
             _COMPILED[self] = fn
-        return fn(data, key)
+        tensors = {k: v for k, v in data.items() if k in (IMAGES, LABELS, MASKS)}
+        return {**data, **fn(tensors, key)}  # other keys pass through untouched
 
     def _augment_batch(self, data: dict, key: tf.Tensor) -> dict:
         images = data[IMAGES]

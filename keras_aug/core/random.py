@@ -2,12 +2,20 @@
 
 Keras' `SeedGenerator` reads and then writes its state in two ops, so parallel `tf.data` map calls
 can read the same state and repeat a batch's draws. `tf.random.Generator.make_seeds` reads and
-advances its counter in one atomic op (`RngReadAndSkip`), so no two calls get the same key;
-everything after that is stateless and therefore reproducible from the key.
+advances its counter in one atomic op (`RngReadAndSkip`), so no two calls get the same key.
+
+Everything after that is a counter-based hash of (key, draw number, element index) written in
+plain integer ops. TensorFlow's own stateless ops give different numbers under XLA than without it
+(and `stateless_gamma` has no XLA kernel), which would make a layer's output depend on whether it
+was compiled; integer hashing is bit-identical on both paths.
 """
 from __future__ import annotations
 
+import math
+
 import tensorflow as tf
+
+_MASK32 = 0xFFFFFFFF
 
 
 def make_generator(seed: int | None) -> tf.random.Generator:
@@ -17,33 +25,80 @@ def make_generator(seed: int | None) -> tf.random.Generator:
         return tf.random.Generator.from_seed(seed)
 
 
+def _mix32(x: tf.Tensor) -> tf.Tensor:
+    """A 32-bit integer finalizer ("lowbias32") on int64 tensors holding uint32 values."""
+    x = tf.bitwise.bitwise_xor(x, tf.bitwise.right_shift(x, 16))
+    x = tf.bitwise.bitwise_and(x * 0x7FEB352D, _MASK32)
+    x = tf.bitwise.bitwise_xor(x, tf.bitwise.right_shift(x, 15))
+    x = tf.bitwise.bitwise_and(x * 0x846CA68B, _MASK32)
+    return tf.bitwise.bitwise_xor(x, tf.bitwise.right_shift(x, 16))
+
+
 class Draws:
-    """Stateless draws from one call key; each draw uses its own sub-key (fold-in of a counter)."""
+    """Stateless draws from one call key (int64 [2]); each draw call uses its own stream."""
 
     def __init__(self, key: tf.Tensor):
-        self.key = tf.cast(key, tf.int64)
+        key = tf.bitwise.bitwise_and(tf.cast(key, tf.int64), _MASK32)
+        self._k0 = _mix32(key[0] ^ 0x9E3779B9)
+        self._k1 = _mix32(key[1] ^ 0x85EBCA6B)
         self._count = 0
 
-    def next_key(self) -> tf.Tensor:
+    def _bits(self, shape) -> tf.Tensor:
+        """Uniform uint32 values (held in int64) of `shape`."""
         self._count += 1
-        return tf.random.experimental.stateless_fold_in(self.key, self._count)
+        n = tf.reduce_prod(tf.cast(shape, tf.int64))
+        index = tf.range(n, dtype=tf.int64)
+        stream = _mix32(tf.bitwise.bitwise_xor(self._k0, self._count * 0x632BE5AB & _MASK32))
+        x = _mix32(tf.bitwise.bitwise_xor(index, stream))
+        x = _mix32(tf.bitwise.bitwise_xor(x, self._k1) + index & _MASK32)
+        return tf.reshape(x, shape)
 
     def uniform(self, shape, minval=0.0, maxval=1.0, dtype=tf.float32) -> tf.Tensor:
-        return tf.random.stateless_uniform(shape, self.next_key(), minval, maxval, dtype=dtype)
+        """Floats in [minval, maxval)."""
+        u = tf.cast(tf.bitwise.right_shift(self._bits(shape), 8), tf.float32) * (1.0 / (1 << 24))
+        return tf.cast(minval + u * (maxval - minval), dtype)
 
     def normal(self, shape, mean=0.0, stddev=1.0) -> tf.Tensor:
-        return tf.random.stateless_normal(shape, self.next_key(), mean, stddev)
+        """Box-Muller normals."""
+        u1 = 1.0 - self.uniform(shape)  # (0, 1]
+        u2 = self.uniform(shape)
+        z = tf.sqrt(-2.0 * tf.math.log(u1)) * tf.cos(2.0 * math.pi * u2)
+        return mean + stddev * z
 
     def integers(self, shape, minval, maxval) -> tf.Tensor:
         """Integers in [minval, maxval) (maxval exclusive), int32."""
-        return tf.random.stateless_uniform(
-            shape, self.next_key(), minval, maxval, dtype=tf.int32
-        )
+        span = tf.cast(maxval, tf.int64) - tf.cast(minval, tf.int64)
+        value = tf.cast(minval, tf.int64) + self._bits(shape) % tf.maximum(span, 1)
+        return tf.cast(value, tf.int32)
 
     def bernoulli(self, shape, p) -> tf.Tensor:
         return self.uniform(shape) < p
 
+    def gamma(self, shape, alpha) -> tf.Tensor:
+        """Gamma(alpha, 1) by Marsaglia-Tsang with a fixed number of proposals (XLA-friendly).
+
+        Each proposal is accepted with probability > 0.95 for alpha >= 1, so with 16 proposals a
+        fallback to the mean happens with probability < 1e-20. alpha < 1 uses the boost
+        Gamma(alpha) = Gamma(alpha + 1) * U^(1/alpha).
+        """
+        alpha = tf.convert_to_tensor(alpha, tf.float32)
+        a = tf.where(alpha < 1.0, alpha + 1.0, alpha)
+        d = a - 1.0 / 3.0
+        c = 1.0 / tf.sqrt(9.0 * d)
+        proposals = 16
+        full = tf.concat([[proposals], tf.cast(shape, tf.int32)], 0)
+        z = self.normal(full)
+        u = self.uniform(full)
+        v = (1.0 + c * z) ** 3
+        ok = (v > 0) & (tf.math.log(tf.maximum(u, 1e-30)) < 0.5 * z * z + d - d * v
+                        + d * tf.math.log(tf.maximum(v, 1e-30)))
+        first = tf.argmax(tf.cast(ok, tf.int32), axis=0)
+        value = tf.experimental.numpy.take_along_axis(d * v, first[None], axis=0)[0]
+        value = tf.where(tf.reduce_any(ok, axis=0), value, a)
+        boost = tf.pow(tf.maximum(self.uniform(shape), 1e-30), 1.0 / alpha)
+        return tf.where(alpha < 1.0, value * boost, value)
+
     def beta(self, shape, alpha, beta) -> tf.Tensor:
-        x = tf.random.stateless_gamma(shape, self.next_key(), alpha)
-        y = tf.random.stateless_gamma(shape, self.next_key(), beta)
-        return x / (x + y)
+        x = self.gamma(shape, alpha)
+        y = self.gamma(shape, beta)
+        return x / tf.maximum(x + y, 1e-30)
