@@ -1,0 +1,90 @@
+"""AugMix's Jensen-Shannon consistency training: the loss and the clean + 2 augmented views."""
+from __future__ import annotations
+
+import keras
+import tensorflow as tf
+
+
+@keras.saving.register_keras_serializable(package="keras_aug")
+class JSDConsistencyLoss(keras.losses.Loss):
+    """Cross-entropy on the clean split + `alpha` × Jensen-Shannon divergence between the splits
+    (timm's `JsdCrossEntropy`, Hendrycks et al. 2020).
+
+    `y_pred` stacks `num_splits` equal parts along the batch: `[clean; aug1; aug2]` as produced
+    by `AugMixViews`. The cross-entropy (with `label_smoothing`) uses the clean part's labels
+    (the first third of `y_true`, integer or one-hot); the consistency term is
+    `mean_i KL(p_i || M)` with `M` the mean of the splits' softmax probabilities.
+
+    Args:
+        num_splits: number of views stacked in the batch (clean + augmented).
+        alpha: weight of the consistency term (12 in the paper and timm).
+        label_smoothing: smoothing of the clean cross-entropy (timm's default 0.1).
+        from_logits: whether `y_pred` are logits (True) or probabilities.
+
+    Example:
+        >>> views = keras_aug.policies.AugMixViews(keras_aug.layers.AugMix(seed=0))
+        >>> ds = make_pipeline(train, augment=views, batch_size=32)
+        >>> model.compile("adam", loss=keras_aug.policies.JSDConsistencyLoss())
+    """
+
+    def __init__(self, num_splits: int = 3, alpha: float = 12.0, label_smoothing: float = 0.1,
+                 from_logits: bool = True, name: str = "jsd_consistency", **kwargs):
+        super().__init__(name=name, **kwargs)
+        if isinstance(num_splits, bool) or not isinstance(num_splits, int) or num_splits < 2:
+            raise ValueError(f"num_splits must be an integer >= 2, got {num_splits!r}")
+        if not 0.0 <= float(alpha):
+            raise ValueError(f"alpha must be >= 0, got {alpha!r}")
+        if not 0.0 <= float(label_smoothing) < 1.0:
+            raise ValueError(f"label_smoothing must be in [0, 1), got {label_smoothing!r}")
+        self.num_splits, self.alpha = num_splits, float(alpha)
+        self.label_smoothing, self.from_logits = float(label_smoothing), bool(from_logits)
+
+    def call(self, y_true, y_pred):
+        y_pred = tf.convert_to_tensor(y_pred)
+        num_classes = y_pred.shape[-1]
+        n = tf.shape(y_pred)[0] // self.num_splits
+        splits = [y_pred[i * n:(i + 1) * n] for i in range(self.num_splits)]
+        labels = y_true[:n]
+        if labels.shape.rank == y_pred.shape.rank:
+            one_hot = tf.cast(labels, tf.float32)
+        else:
+            one_hot = tf.one_hot(tf.cast(tf.reshape(labels, [-1]), tf.int32), num_classes)
+        ce = keras.losses.categorical_crossentropy(
+            one_hot, splits[0], from_logits=self.from_logits,
+            label_smoothing=self.label_smoothing)
+        probs = [tf.nn.softmax(s) if self.from_logits else tf.cast(s, tf.float32) for s in splits]
+        log_mixture = tf.math.log(tf.clip_by_value(tf.add_n(probs) / len(probs), 1e-7, 1.0))
+        batch = tf.cast(n, tf.float32)
+        kl = [tf.reduce_sum(tf.math.xlogy(p, p) - p * log_mixture) / batch for p in probs]
+        return tf.reduce_mean(ce) + self.alpha * tf.add_n(kl) / len(kl)
+
+    def get_config(self):
+        return {**super().get_config(), "num_splits": self.num_splits, "alpha": self.alpha,
+                "label_smoothing": self.label_smoothing, "from_logits": self.from_logits}
+
+
+class AugMixViews:
+    """Batch -> `[clean; augment(clean); augment(clean)]` with labels repeated, for
+    `JSDConsistencyLoss`. Use it as `make_pipeline(..., augment=AugMixViews(AugMix(...)))`.
+
+    Args:
+        augment: the augmentation giving each extra view (an `AugMix` layer; each call draws
+            fresh per-sample chains).
+        num_views: augmented views per clean batch (2, as in the paper).
+    """
+
+    takes_labels = True
+
+    def __init__(self, augment, num_views: int = 2):
+        if isinstance(num_views, bool) or not isinstance(num_views, int) or num_views < 1:
+            raise ValueError(f"num_views must be a positive integer, got {num_views!r}")
+        self.augment, self.num_views = augment, num_views
+
+    def __call__(self, images, labels=None):
+        if labels is None:
+            if not (isinstance(images, (tuple, list)) and len(images) == 2):
+                raise ValueError("AugMixViews needs (images, labels); got images only")
+            images, labels = images
+        views = [images] + [self.augment(images) for _ in range(self.num_views)]
+        reps = self.num_views + 1
+        return tf.concat(views, axis=0), tf.concat([labels] * reps, axis=0)
