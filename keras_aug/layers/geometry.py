@@ -1,14 +1,38 @@
-"""Geometric augmentation layers."""
+"""Geometric augmentation layers.
+
+Factor conventions follow Keras so that its layers can be swapped for these:
+rotation factors are fractions of a full turn (0.1 -> up to +/-36 degrees), translation factors
+fractions of the height/width, zoom factors Keras' (positive zooms out), a single number `f`
+means `(-f, f)`. Unlike Keras, an inverted `(max, min)` range is an error instead of being
+silently re-sorted, every sample draws its own parameters, and all affine parts of a layer are one
+3x3 matrix per sample and ONE resampling pass (`keras_aug.ops.geometry.warp`, XLA-compiled).
+Segmentation masks (B, H, W, 1) or (B, H, W) are warped with nearest interpolation and filled
+with 0 in `"constant"` mode.
+"""
 from __future__ import annotations
+
+import math
 
 import keras
 import tensorflow as tf
 
 from keras_aug.core import AugmentationLayer
-from keras_aug.core.validation import check_choice
+from keras_aug.core.base import IMAGES, MASKS, _restore_dtype, _standardize
+from keras_aug.core.validation import check_choice, check_probability, check_range
 from keras_aug.ops import geometry as ops
 
-__all__ = ["RandomFlip"]
+__all__ = [
+    "CenterCrop",
+    "RandomAffine",
+    "RandomCrop",
+    "RandomFlip",
+    "RandomPerspective",
+    "RandomResizedCrop",
+    "RandomRotation",
+    "RandomShear",
+    "RandomTranslation",
+    "RandomZoom",
+]
 
 FLIP_MODES = ("horizontal", "vertical", "horizontal_and_vertical")
 
@@ -46,3 +70,555 @@ class RandomFlip(AugmentationLayer):
 
     def get_config(self):
         return {**super().get_config(), "mode": self.mode}
+
+
+# --------------------------------------------------------------------------- warps
+def _size(images: tf.Tensor, axis: int):
+    """Static size of an axis when known (constant-folds the matrices), else a scalar tensor."""
+    static = images.shape[axis]
+    return static if static is not None else tf.shape(images)[axis]
+
+
+def _warp_masks(masks: tf.Tensor, matrices: tf.Tensor, fill_mode: str) -> tf.Tensor:
+    """Masks follow the images' geometry with nearest sampling (labels never blend)."""
+    if masks.shape.rank == 3:
+        return ops.warp(masks[..., None], matrices, "nearest", fill_mode, 0)[..., 0]
+    return ops.warp(masks, matrices, "nearest", fill_mode, 0)
+
+
+class _WarpLayer(AugmentationLayer):
+    """Shared interpolation/fill arguments and the one-warp apply step of matrix layers."""
+
+    def __init__(self, interpolation: str = "bilinear", fill_mode: str = "reflect",
+                 fill_value: float = 0.0, **kwargs):
+        super().__init__(**kwargs)
+        self.interpolation = check_choice("interpolation", interpolation, ops.INTERPOLATIONS)
+        self.fill_mode = check_choice("fill_mode", fill_mode, ops.FILL_MODES)
+        if isinstance(fill_value, bool) or not isinstance(fill_value, (int, float)):
+            raise ValueError(f"fill_value must be a number (in value_range units), got {fill_value!r}")
+        self.fill_value = float(fill_value)
+
+    def augment_images(self, images, params):
+        return ops.warp(images, params["matrix"], self.interpolation, self.fill_mode,
+                        self.fill_value)
+
+    def augment_segmentation_masks(self, masks, params):
+        return _warp_masks(masks, params["matrix"], self.fill_mode)
+
+    def _warp_config(self) -> dict:
+        return {"interpolation": self.interpolation, "fill_mode": self.fill_mode,
+                "fill_value": self.fill_value}
+
+
+@keras.saving.register_keras_serializable(package="keras_aug")
+class RandomAffine(_WarpLayer):
+    """Random rotation, translation, zoom and shear per sample, as ONE matrix and ONE warp.
+
+    Each argument is a number `f` (range `(-f, f)`) or a `(min, max)` pair; 0 disables that part
+    (no random draw, no cost). The content is zoomed, then sheared, then rotated, then translated
+    (`ops.compose(zoom, shear, rotation, translation)`), all about the image centre, and resampled
+    once, so a chain of four transforms costs one bilinear pass instead of four (Keras' layers
+    chained resample four times and blur four times).
+
+    Args:
+        rotation: fraction of a full turn, as Keras' RandomRotation (0.1 -> up to +/-36 degrees;
+            positive turns counter-clockwise).
+        translate_x, translate_y: fraction of the width / height, as Keras' RandomTranslation
+            (positive moves the content right / down). Each within [-1, 1].
+        zoom_y, zoom_x: Keras' RandomZoom factors (height, width): positive zooms OUT (the content
+            shrinks by `1 / (1 + f)`), negative zooms in; each > -1. `zoom_x=None` reuses the
+            vertical draw (aspect ratio kept).
+        shear_x, shear_y: shear factors about the centre (`x_in = x + s * (y - cy)`), PIL/
+            AutoAugment convention; `tan(angle)` for a shear angle.
+        interpolation: `"bilinear"` or `"nearest"`.
+        fill_mode: `"reflect"` (Keras' default), `"constant"`, `"nearest"` or `"wrap"`.
+        fill_value: value for `"constant"`, in `value_range` units.
+        p, value_range, seed: see `AugmentationLayer`.
+
+    Example:
+        >>> layer = keras_aug.layers.RandomAffine(rotation=0.05, translate_x=0.1, translate_y=0.1,
+        ...                                       zoom_y=0.1, shear_x=0.1, seed=0)
+        >>> out = layer(tf.random.uniform([8, 32, 32, 3], 0, 255))
+    """
+
+    def __init__(self, rotation=0.0, translate_x=0.0, translate_y=0.0, zoom_y=0.0, zoom_x=None,
+                 shear_x=0.0, shear_y=0.0, interpolation: str = "bilinear",
+                 fill_mode: str = "reflect", fill_value: float = 0.0, **kwargs):
+        super().__init__(interpolation, fill_mode, fill_value, **kwargs)
+        self.rotation = check_range("rotation", rotation, symmetric=True)
+        self.translate_x = check_range("translate_x", translate_x, symmetric=True, low=-1, high=1)
+        self.translate_y = check_range("translate_y", translate_y, symmetric=True, low=-1, high=1)
+        self.zoom_y = _check_zoom("zoom_y", zoom_y)
+        self.zoom_x = None if zoom_x is None else _check_zoom("zoom_x", zoom_x)
+        self.shear_x = check_range("shear_x", shear_x, symmetric=True)
+        self.shear_y = check_range("shear_y", shear_y, symmetric=True)
+
+    def sample_params(self, batch_size, images, draws):
+        height, width = _size(images, 1), _size(images, 2)
+
+        def draw(bounds, scale=1.0):
+            if bounds == (0.0, 0.0):
+                return None
+            return draws.uniform([batch_size], bounds[0], bounds[1]) * scale
+
+        parts = []
+        zy = draw(self.zoom_y)
+        zx = zy if self.zoom_x is None else draw(self.zoom_x)
+        if zy is not None or zx is not None:
+            zeros = tf.zeros([batch_size])
+            zy = zeros if zy is None else zy
+            zx = zeros if zx is None else zx
+            parts.append(ops.zoom_matrix(1.0 / (1.0 + zx), 1.0 / (1.0 + zy), height, width))
+        sx, sy = draw(self.shear_x), draw(self.shear_y)
+        if sx is not None or sy is not None:
+            zeros = tf.zeros([batch_size])
+            parts.append(ops.shear_matrix(zeros if sx is None else sx,
+                                          zeros if sy is None else sy, height, width))
+        angle = draw(self.rotation, 2.0 * math.pi)
+        if angle is not None:
+            parts.append(ops.rotation_matrix(angle, height, width))
+        tx = draw(self.translate_x)
+        ty = draw(self.translate_y)
+        if tx is not None or ty is not None:
+            zeros = tf.zeros([batch_size])
+            tx = zeros if tx is None else tx * tf.cast(width, tf.float32)
+            ty = zeros if ty is None else ty * tf.cast(height, tf.float32)
+            parts.append(ops.translation_matrix(tx, ty))
+        matrix = ops.compose(*parts) if parts else ops.identity_matrix(batch_size)
+        return {"matrix": matrix}
+
+    def get_config(self):
+        return {**super().get_config(), **self._warp_config(), "rotation": self.rotation,
+                "translate_x": self.translate_x, "translate_y": self.translate_y,
+                "zoom_y": self.zoom_y, "zoom_x": self.zoom_x, "shear_x": self.shear_x,
+                "shear_y": self.shear_y}
+
+
+def _check_zoom(name: str, value) -> tuple[float, float]:
+    bounds = check_range(name, value, symmetric=True)
+    if bounds[0] <= -1.0:
+        raise ValueError(
+            f"{name} must be > -1 (a factor f zooms by 1 / (1 + f); -1 would zoom in infinitely), "
+            f"got {value!r}")
+    return bounds
+
+
+class _AffinePreset(RandomAffine):
+    """A Keras-named subset of RandomAffine; its config holds only its own arguments."""
+
+    def _preset_config(self, **own) -> dict:
+        return {**AugmentationLayer.get_config(self), **self._warp_config(), **own}
+
+
+@keras.saving.register_keras_serializable(package="keras_aug")
+class RandomRotation(_AffinePreset):
+    """Rotate each image about its centre by its own random angle (a preset of RandomAffine).
+
+    Args:
+        factor: fraction of a full turn as in Keras: `0.1` -> angles in [-36, 36] degrees, or a
+            `(min, max)` pair such as `(-0.05, 0.1)`. Positive turns counter-clockwise.
+        interpolation, fill_mode (default `"reflect"` as Keras), fill_value: see RandomAffine.
+        p, value_range, seed: see `AugmentationLayer`.
+
+    Example:
+        >>> layer = keras_aug.layers.RandomRotation(0.1, seed=0)
+        >>> out = layer(tf.random.uniform([8, 32, 32, 3], 0, 255))
+    """
+
+    def __init__(self, factor, interpolation="bilinear", fill_mode="reflect", fill_value=0.0,
+                 **kwargs):
+        super().__init__(rotation=_named("factor", factor), interpolation=interpolation,
+                         fill_mode=fill_mode, fill_value=fill_value, **kwargs)
+
+    def get_config(self):
+        return self._preset_config(factor=self.rotation)
+
+
+@keras.saving.register_keras_serializable(package="keras_aug")
+class RandomTranslation(_AffinePreset):
+    """Shift each image by its own random fraction of height and width (a preset of RandomAffine).
+
+    Args:
+        height_factor: fraction of the height, `f` -> [-f, f] or `(min, max)`; positive moves the
+            content down. Within [-1, 1].
+        width_factor: fraction of the width; positive moves the content right.
+        interpolation, fill_mode (default `"reflect"` as Keras), fill_value: see RandomAffine.
+        p, value_range, seed: see `AugmentationLayer`.
+
+    Example:
+        >>> layer = keras_aug.layers.RandomTranslation(0.1, 0.1, seed=0)
+        >>> out = layer(tf.random.uniform([8, 32, 32, 3], 0, 255))
+    """
+
+    def __init__(self, height_factor, width_factor, interpolation="bilinear", fill_mode="reflect",
+                 fill_value=0.0, **kwargs):
+        super().__init__(translate_y=_named("height_factor", height_factor, low=-1, high=1),
+                         translate_x=_named("width_factor", width_factor, low=-1, high=1),
+                         interpolation=interpolation, fill_mode=fill_mode, fill_value=fill_value,
+                         **kwargs)
+
+    def get_config(self):
+        return self._preset_config(height_factor=self.translate_y, width_factor=self.translate_x)
+
+
+@keras.saving.register_keras_serializable(package="keras_aug")
+class RandomZoom(_AffinePreset):
+    """Zoom each image about its centre by its own random factor (a preset of RandomAffine).
+
+    Args:
+        height_factor: Keras' convention: `f` -> [-f, f], positive zooms OUT (content shrinks by
+            `1 / (1 + f)`), negative zooms in; each bound > -1.
+        width_factor: the same for the width; `None` (default) reuses the height draw so the aspect
+            ratio is kept.
+        interpolation, fill_mode (default `"reflect"` as Keras), fill_value: see RandomAffine.
+        p, value_range, seed: see `AugmentationLayer`.
+
+    Example:
+        >>> layer = keras_aug.layers.RandomZoom(0.2, seed=0)
+        >>> out = layer(tf.random.uniform([8, 32, 32, 3], 0, 255))
+    """
+
+    def __init__(self, height_factor, width_factor=None, interpolation="bilinear",
+                 fill_mode="reflect", fill_value=0.0, **kwargs):
+        super().__init__(zoom_y=_named("height_factor", height_factor, zoom=True),
+                         zoom_x=None if width_factor is None
+                         else _named("width_factor", width_factor, zoom=True),
+                         interpolation=interpolation, fill_mode=fill_mode, fill_value=fill_value,
+                         **kwargs)
+
+    def get_config(self):
+        return self._preset_config(height_factor=self.zoom_y, width_factor=self.zoom_x)
+
+
+@keras.saving.register_keras_serializable(package="keras_aug")
+class RandomShear(_AffinePreset):
+    """Shear each image about its centre by its own random factors (a preset of RandomAffine).
+
+    Args:
+        x_factor: horizontal shear factor, `f` -> [-f, f] or `(min, max)`: `x_in = x + s (y - cy)`
+            (Keras' RandomShear uses the same matrix about the top-left corner instead).
+        y_factor: vertical shear factor: `y_in = y + s (x - cx)`.
+        interpolation, fill_mode (default `"reflect"` as Keras), fill_value: see RandomAffine.
+        p, value_range, seed: see `AugmentationLayer`.
+
+    Example:
+        >>> layer = keras_aug.layers.RandomShear(x_factor=0.2, y_factor=0.2, seed=0)
+        >>> out = layer(tf.random.uniform([8, 32, 32, 3], 0, 255))
+    """
+
+    def __init__(self, x_factor=0.0, y_factor=0.0, interpolation="bilinear", fill_mode="reflect",
+                 fill_value=0.0, **kwargs):
+        super().__init__(shear_x=_named("x_factor", x_factor),
+                         shear_y=_named("y_factor", y_factor),
+                         interpolation=interpolation, fill_mode=fill_mode, fill_value=fill_value,
+                         **kwargs)
+
+    def get_config(self):
+        return self._preset_config(x_factor=self.shear_x, y_factor=self.shear_y)
+
+
+def _named(name: str, value, zoom: bool = False, **bounds):
+    """Validate a preset's argument under its own (Keras) name, so errors name what users typed."""
+    if zoom:
+        return _check_zoom(name, value)
+    return check_range(name, value, symmetric=True, **bounds)
+
+
+@keras.saving.register_keras_serializable(package="keras_aug")
+class RandomPerspective(_WarpLayer):
+    """Random perspective distortion per sample: each corner moves inward by its own amount.
+
+    As torchvision's RandomPerspective: every corner moves toward the inside by a uniform random
+    fraction in `[0, scale]` of half the width / height (independently in x and y), and the
+    homography that maps the corners there is applied in one warp. Unlike Keras (whose
+    `factor=1.0` distorts only half the images), `p=1.0` distorts every image.
+
+    Args:
+        scale: distortion strength in [0, 1] (torchvision's `distortion_scale`; 0 = identity).
+        interpolation: `"bilinear"` or `"nearest"`.
+        fill_mode: `"constant"` by default (as Keras/torchvision), or reflect/nearest/wrap.
+        fill_value: value for `"constant"`, in `value_range` units.
+        p, value_range, seed: see `AugmentationLayer`.
+
+    Example:
+        >>> layer = keras_aug.layers.RandomPerspective(scale=0.3, seed=0)
+        >>> out = layer(tf.random.uniform([8, 32, 32, 3], 0, 255))
+    """
+
+    def __init__(self, scale: float = 0.5, interpolation="bilinear", fill_mode="constant",
+                 fill_value=0.0, **kwargs):
+        super().__init__(interpolation, fill_mode, fill_value, **kwargs)
+        if isinstance(scale, bool) or not isinstance(scale, (int, float)) or not 0 <= scale <= 1:
+            raise ValueError(f"scale must be a number in [0, 1], got {scale!r}")
+        self.scale = float(scale)
+
+    def sample_params(self, batch_size, images, draws):
+        height, width = _size(images, 1), _size(images, 2)
+        w1 = tf.cast(width, tf.float32) - 1.0
+        h1 = tf.cast(height, tf.float32) - 1.0
+        corners = tf.stack([tf.stack([0.0, 0.0]), tf.stack([w1, 0.0]), tf.stack([w1, h1]),
+                            tf.stack([0.0, h1])])  # (4, 2) x, y
+        half = tf.stack([tf.cast(width, tf.float32), tf.cast(height, tf.float32)]) / 2.0
+        inward = tf.constant([[1.0, 1.0], [-1.0, 1.0], [-1.0, -1.0], [1.0, -1.0]])
+        shift = draws.uniform([batch_size, 4, 2], 0.0, self.scale) * half * inward
+        start = tf.broadcast_to(corners, [batch_size, 4, 2])
+        return {"matrix": ops.perspective_matrix(start, start + shift)}
+
+    def get_config(self):
+        return {**super().get_config(), **self._warp_config(), "scale": self.scale}
+
+
+# --------------------------------------------------------------------------- crops
+def _check_size(name: str, value) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
+        raise ValueError(f"{name} must be a positive integer (pixels), got {value!r}")
+    return value
+
+
+class _CropLayer(AugmentationLayer):
+    """Crops change the image size, so outside training they still crop, deterministically.
+
+    A model built with a crop layer sees the same size in `fit` and `predict`: training draws
+    random boxes; inference (and the samples that `p` leaves out) use the deterministic box of
+    `_default_box`. `p` is therefore handled here, not by the base class, which would blend
+    images of two sizes.
+    """
+
+    def __init__(self, height: int, width: int, p: float = 1.0, **kwargs):
+        self.crop_p = check_probability("p", p)
+        super().__init__(p=1.0, **kwargs)
+        self.height = _check_size("height", height)
+        self.width = _check_size("width", width)
+
+    _inference_interpolation = "bilinear"
+
+    # -- subclass hooks
+    def _random_boxes(self, batch_size, h_in, w_in, draws):
+        raise NotImplementedError
+
+    def _default_boxes(self, batch_size, h_in, w_in):
+        raise NotImplementedError
+
+    def _crop(self, images, boxes, interpolation):
+        raise NotImplementedError
+
+    # -- engine glue
+    def call(self, inputs, labels=None, training=None):
+        if labels is not None:
+            inputs = (inputs, labels)
+        data, restore = _standardize(inputs)
+        self._check_image_size(data[IMAGES])
+        if training is None:
+            training = self._is_pipeline_call()
+        if isinstance(training, bool):
+            if training:
+                return super().call(inputs, training=True)
+            return restore(self._deterministic(data))
+        return tf.cond(tf.cast(training, tf.bool),
+                       lambda: super(_CropLayer, self).call(inputs, training=True),
+                       lambda: restore(self._deterministic(data)))
+
+    def _check_image_size(self, images):
+        h, w = images.shape[-3], images.shape[-2]
+        if (h is not None and h < self.height) or (w is not None and w < self.width):
+            raise ValueError(
+                f"{type(self).__name__}: crop height={self.height}, width={self.width} is larger "
+                f"than the images ({h}x{w}); pass a crop size at most the image size")
+
+    def _deterministic(self, data: dict) -> dict:
+        out = dict(data)
+        images = data[IMAGES]
+        single = images.shape.rank == 3
+        batch = images[None] if single else images
+        shape = tf.shape(batch)
+        boxes = self._default_boxes(shape[0], shape[1], shape[2])
+        cropped = self._crop(tf.cast(batch, tf.float32), boxes, self._inference_interpolation)
+        cropped = _restore_dtype(cropped, images.dtype, self.value_range)
+        out[IMAGES] = cropped[0] if single else cropped
+        if MASKS in data:
+            masks = data[MASKS][None] if single else data[MASKS]
+            masks = self._crop_masks(masks, boxes)
+            out[MASKS] = masks[0] if single else masks
+        return out
+
+    def _crop_masks(self, masks, boxes):
+        if masks.shape.rank == 3:
+            return self._crop(masks[..., None], boxes, "nearest")[..., 0]
+        return self._crop(masks, boxes, "nearest")
+
+    def sample_params(self, batch_size, images, draws):
+        h_in, w_in = tf.shape(images)[1], tf.shape(images)[2]
+        boxes = self._random_boxes(batch_size, h_in, w_in, draws)
+        if self.crop_p < 1.0:
+            apply = draws.bernoulli([batch_size], self.crop_p)
+            boxes = tf.where(apply[:, None], boxes, self._default_boxes(batch_size, h_in, w_in))
+        return {"boxes": boxes}
+
+    def augment_segmentation_masks(self, masks, params):
+        return self._crop_masks(masks, params["boxes"])
+
+    def compute_output_shape(self, input_shape):
+        return (*input_shape[:-3], self.height, self.width, input_shape[-1])
+
+    def compute_output_spec(self, inputs, labels=None, training=None):
+        inputs = inputs if labels is None else (inputs, labels)
+
+        def spec(t, cropped):
+            shape = tuple(t.shape)
+            if cropped and len(shape) >= 3:
+                shape = (*shape[:-3], self.height, self.width, shape[-1]) if len(shape) in (3, 4) \
+                    else shape
+            return keras.KerasTensor(shape, t.dtype)
+
+        if isinstance(inputs, dict):
+            return {k: spec(v, k == IMAGES) for k, v in inputs.items()}
+        if isinstance(inputs, (tuple, list)):
+            return (spec(inputs[0], True), spec(inputs[1], False))
+        return spec(inputs, True)
+
+    def get_config(self):
+        return {**super().get_config(), "p": self.crop_p, "height": self.height,
+                "width": self.width}
+
+
+@keras.saving.register_keras_serializable(package="keras_aug")
+class RandomCrop(_CropLayer):
+    """Crop each image to `height x width` at its own random offset (exact, no interpolation).
+
+    Keras' RandomCrop draws one offset per batch (keras#16399); here every sample has its own.
+    Outside training (and for samples left out by `p`) the crop is the centre crop, so a model
+    sees one image size in `fit` and `predict`.
+
+    Args:
+        height, width: output size in pixels, at most the input size.
+        p, value_range, seed: see `AugmentationLayer`.
+
+    Example:
+        >>> layer = keras_aug.layers.RandomCrop(24, 24, seed=0)
+        >>> out = layer(tf.random.uniform([8, 32, 32, 3], 0, 255))  # (8, 24, 24, 3)
+    """
+
+    def _random_boxes(self, batch_size, h_in, w_in, draws):
+        oy = draws.integers([batch_size], 0, h_in - self.height + 1)
+        ox = draws.integers([batch_size], 0, w_in - self.width + 1)
+        return tf.stack([oy, ox], axis=1)
+
+    def _default_boxes(self, batch_size, h_in, w_in):
+        centre = tf.stack([(h_in - self.height) // 2, (w_in - self.width) // 2])
+        return tf.broadcast_to(centre[None], [batch_size, 2])
+
+    def _crop(self, images, boxes, interpolation):
+        return ops.crop(images, boxes[:, 0], boxes[:, 1], self.height, self.width)
+
+    def augment_images(self, images, params):
+        return self._crop(images, params["boxes"], "bilinear")
+
+
+@keras.saving.register_keras_serializable(package="keras_aug")
+class RandomResizedCrop(_CropLayer):
+    """Crop a random area and aspect ratio per sample and resize it to `height x width`.
+
+    torchvision's sampling: up to 10 tries of an area fraction uniform in `scale` and an aspect
+    ratio log-uniform in `ratio`; the first crop that fits is used, else the centre crop with the
+    ratio clamped into `ratio`. All tries are drawn at once for the whole batch (no loops). Crop
+    and resize are one bilinear pass (edge-clamped, no antialiasing). Outside training, the
+    largest centred box with the output's aspect ratio is resized (Keras' "smart resize").
+
+    Args:
+        height, width: output size in pixels.
+        scale: `(min, max)` fraction of the image area, within (0, 1].
+        ratio: `(min, max)` aspect ratio (width / height), positive.
+        interpolation: `"bilinear"` or `"nearest"` (masks always use nearest).
+        p, value_range, seed: see `AugmentationLayer`.
+
+    Example:
+        >>> layer = keras_aug.layers.RandomResizedCrop(32, 32, scale=(0.5, 1.0), seed=0)
+        >>> out = layer(tf.random.uniform([8, 48, 64, 3], 0, 255))  # (8, 32, 32, 3)
+    """
+
+    attempts = 10
+
+    def __init__(self, height: int, width: int, scale=(0.08, 1.0), ratio=(3 / 4, 4 / 3),
+                 interpolation: str = "bilinear", **kwargs):
+        super().__init__(height, width, **kwargs)
+        self.scale = check_range("scale", scale, low=0.0, high=1.0)
+        if self.scale[0] <= 0:
+            raise ValueError(f"scale must be (min, max) within (0, 1] with min > 0, got {scale!r}")
+        self.ratio = check_range("ratio", ratio)
+        if self.ratio[0] <= 0:
+            raise ValueError(f"ratio must be (min, max) with 0 < min <= max, got {ratio!r}")
+        self.interpolation = check_choice("interpolation", interpolation, ops.INTERPOLATIONS)
+
+    def _check_image_size(self, images):
+        return None  # resizing: any input size works
+
+    def _random_boxes(self, batch_size, h_in, w_in, draws):
+        k = self.attempts
+        h_f, w_f = tf.cast(h_in, tf.float32), tf.cast(w_in, tf.float32)
+        area = draws.uniform([batch_size, k], self.scale[0], self.scale[1]) * h_f * w_f
+        log_ratio = draws.uniform([batch_size, k], math.log(self.ratio[0]),
+                                  math.log(self.ratio[1]))
+        aspect = tf.exp(log_ratio)
+        w = tf.round(tf.sqrt(area * aspect))
+        h = tf.round(tf.sqrt(area / aspect))
+        fits = (w > 0) & (w <= w_f) & (h > 0) & (h <= h_f)
+        first = tf.argmax(tf.cast(fits, tf.int32), axis=1, output_type=tf.int32)
+        pick = lambda t: tf.gather(t, first, axis=1, batch_dims=1)  # noqa: E731
+        h, w = pick(h), pick(w)
+        top = tf.floor(draws.uniform([batch_size]) * (h_f - h + 1.0))
+        left = tf.floor(draws.uniform([batch_size]) * (w_f - w + 1.0))
+        boxes = tf.stack([top, left, h, w], axis=1)
+        fallback = self._fallback_boxes(batch_size, h_f, w_f)
+        return tf.where(tf.reduce_any(fits, axis=1)[:, None], boxes, fallback)
+
+    def _fallback_boxes(self, batch_size, h_f, w_f):
+        """torchvision's fallback: the centre crop with the aspect ratio clamped into `ratio`."""
+        in_ratio = w_f / h_f
+        lo, hi = self.ratio
+        w = tf.where(in_ratio < lo, w_f, tf.where(in_ratio > hi, tf.round(h_f * hi), w_f))
+        h = tf.where(in_ratio < lo, tf.round(w_f / lo), h_f)
+        box = tf.stack([tf.floor((h_f - h) / 2), tf.floor((w_f - w) / 2), h, w])
+        return tf.broadcast_to(box[None], [batch_size, 4])
+
+    def _default_boxes(self, batch_size, h_in, w_in):
+        h_f, w_f = tf.cast(h_in, tf.float32), tf.cast(w_in, tf.float32)
+        target = self.width / self.height
+        w = tf.minimum(w_f, h_f * target)
+        h = tf.minimum(h_f, w_f / target)
+        box = tf.stack([(h_f - h) / 2, (w_f - w) / 2, h, w])
+        return tf.broadcast_to(box[None], [batch_size, 4])
+
+    def _crop(self, images, boxes, interpolation):
+        return ops.resized_crop(images, boxes, self.height, self.width, interpolation)
+
+    def augment_images(self, images, params):
+        return self._crop(images, params["boxes"], self.interpolation)
+
+    def get_config(self):
+        return {**super().get_config(), "scale": self.scale, "ratio": self.ratio,
+                "interpolation": self.interpolation}
+
+
+@keras.saving.register_keras_serializable(package="keras_aug")
+class CenterCrop(RandomCrop):
+    """Crop the centre `height x width` of every image, in training and inference alike.
+
+    Deterministic (as Keras' CenterCrop, which is applied at inference too); an exact slice.
+    Unlike Keras it refuses images smaller than the crop instead of resizing them.
+
+    Args:
+        height, width: output size in pixels, at most the input size.
+        value_range: see `AugmentationLayer`.
+
+    Example:
+        >>> layer = keras_aug.layers.CenterCrop(24, 24)
+        >>> out = layer(tf.random.uniform([8, 32, 32, 3], 0, 255))  # (8, 24, 24, 3)
+    """
+
+    def __init__(self, height: int, width: int, **kwargs):
+        if kwargs.get("p", 1.0) != 1.0:
+            raise ValueError(f"CenterCrop is deterministic: p must be 1.0, got {kwargs['p']!r}")
+        super().__init__(height, width, **kwargs)
+
+    def _random_boxes(self, batch_size, h_in, w_in, draws):
+        return self._default_boxes(batch_size, h_in, w_in)

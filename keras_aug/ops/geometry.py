@@ -1,10 +1,322 @@
-"""Geometric ops: exact index ops (flip, crop) and one-pass warps from per-sample 3x3 matrices."""
+"""Geometric ops: exact index ops (flip, crop) and one-pass warps from per-sample 3x3 matrices.
+
+Coordinates: `x` is the column, `y` the row, pixel centres sit at integers, so the image spans
+`[-0.5, W - 0.5] x [-0.5, H - 0.5]` and its centre is `((W - 1) / 2, (H - 1) / 2)`.
+
+Matrices are batched `(B, 3, 3)` float32 and map OUTPUT pixel coordinates to INPUT coordinates
+(the convention of `ImageProjectiveTransformV3` and of PIL's `Image.transform`): the output pixel
+at `(x, y)` takes the input value at `M @ (x, y, 1)` (divided by its third component). Because of
+that, warping by `A` and then by `B` equals one warp by `A @ B`; `compose(A, B, C)` is the matrix
+of "first A, then B, then C" and costs one resampling pass instead of three.
+
+Every builder describes the motion of the CONTENT (rotate it by +angle counter-clockwise on
+screen, move it right by dx, enlarge it by zoom > 1, ...) and returns the output->input matrix that
+realizes it. All ops are pure TensorFlow, deterministic and compile under
+`tf.function(jit_compile=True)`; `warp` is a gather-based resampler because TF 2.21 has no XLA
+kernel for `ImageProjectiveTransformV3` (and the gather version compiled with XLA is faster on CPU,
+see `benchmarks/layers.py`).
+"""
 from __future__ import annotations
 
 import tensorflow as tf
 
+INTERPOLATIONS = ("bilinear", "nearest")
+FILL_MODES = ("constant", "reflect", "nearest", "wrap")
 
+__all__ = [
+    "FILL_MODES",
+    "INTERPOLATIONS",
+    "compose",
+    "crop",
+    "flip",
+    "flip_matrix",
+    "identity_matrix",
+    "perspective_matrix",
+    "resized_crop",
+    "rotation_matrix",
+    "shear_matrix",
+    "translation_matrix",
+    "warp",
+    "zoom_matrix",
+]
+
+
+# --------------------------------------------------------------------------- exact index ops
 def flip(images: tf.Tensor, horizontal: tf.Tensor, vertical: tf.Tensor) -> tf.Tensor:
     """Per-sample flips; `horizontal`/`vertical` are bool (B,). Exact, no interpolation."""
     images = tf.where(horizontal[:, None, None, None], tf.reverse(images, axis=[2]), images)
     return tf.where(vertical[:, None, None, None], tf.reverse(images, axis=[1]), images)
+
+
+def crop(images: tf.Tensor, offset_y: tf.Tensor, offset_x: tf.Tensor, height: int,
+         width: int) -> tf.Tensor:
+    """Per-sample crops of a static `height x width` at integer offsets (B,), by one index gather.
+
+    Exact (no interpolation) and for any dtype. Offsets must keep the crop inside the image; they
+    are clipped to `[0, H - height]` / `[0, W - width]` so that a bad offset cannot read outside.
+    """
+    shape = tf.shape(images)
+    b, h_in, w_in = shape[0], shape[1], shape[2]
+    offset_y = tf.clip_by_value(tf.cast(offset_y, tf.int32), 0, h_in - height)
+    offset_x = tf.clip_by_value(tf.cast(offset_x, tf.int32), 0, w_in - width)
+    rows = offset_y[:, None] + tf.range(height)[None]  # (B, h)
+    cols = offset_x[:, None] + tf.range(width)[None]  # (B, w)
+    index = (tf.range(b)[:, None, None] * h_in + rows[:, :, None]) * w_in + cols[:, None, :]
+    flat = tf.reshape(images, [-1, tf.shape(images)[3]])
+    out = tf.gather(flat, tf.reshape(index, [-1]))
+    return tf.reshape(out, [b, height, width, images.shape[3] or tf.shape(images)[3]])
+
+
+def resized_crop(images: tf.Tensor, boxes: tf.Tensor, height: int, width: int,
+                 interpolation: str = "bilinear") -> tf.Tensor:
+    """Crop each image to its box and resize the crop to a static `height x width`, in one pass.
+
+    `boxes` is (B, 4) float `(top, left, box_height, box_width)` in pixels (edges: a full image is
+    `(0, 0, H, W)`). Sampling uses half-pixel centres like `tf.image.resize`/torchvision, and
+    edge clamping outside the box. No antialiasing: when a box is much larger than the output,
+    small details alias (torchvision's default `antialias=True` blurs them first).
+    """
+    boxes = tf.cast(boxes, tf.float32)
+    top, left, box_h, box_w = tf.unstack(boxes, axis=1)
+    sy = box_h / float(height)
+    sx = box_w / float(width)
+    zeros, ones = tf.zeros_like(sx), tf.ones_like(sx)
+    matrices = tf.reshape(
+        tf.stack([sx, zeros, left + 0.5 * sx - 0.5,
+                  zeros, sy, top + 0.5 * sy - 0.5,
+                  zeros, zeros, ones], axis=1), [-1, 3, 3])
+    return _resample(images, matrices, height, width, interpolation, "nearest", 0.0)
+
+
+# --------------------------------------------------------------------------- matrices
+def identity_matrix(batch_size) -> tf.Tensor:
+    """(B, 3, 3) identity: the parameter value that leaves images unchanged."""
+    return tf.eye(3, batch_shape=[batch_size], dtype=tf.float32)
+
+
+def _matrix(rows) -> tf.Tensor:
+    """Nine (B,) tensors in row-major order -> (B, 3, 3)."""
+    return tf.reshape(tf.stack(rows, axis=1), [-1, 3, 3])
+
+
+def _centre(height, width):
+    """Image centre (cx, cy); height/width may be Python numbers or scalar tensors."""
+    return (_f32(width) - 1.0) / 2.0, (_f32(height) - 1.0) / 2.0
+
+
+def _f32(x) -> tf.Tensor:
+    return tf.cast(x, tf.float32)
+
+
+def rotation_matrix(angles: tf.Tensor, height, width) -> tf.Tensor:
+    """Rotate the content by `angles` radians (B,) counter-clockwise on screen, about the centre.
+
+    `angles = pi / 2` with nearest interpolation on a square image equals `tf.image.rot90(k=1)`.
+    """
+    angles = _f32(angles)
+    cx, cy = _centre(height, width)
+    c, s = tf.cos(angles), tf.sin(angles)
+    zeros, ones = tf.zeros_like(c), tf.ones_like(c)
+    # x_in = c (x - cx) - s (y - cy) + cx ; y_in = s (x - cx) + c (y - cy) + cy
+    return _matrix([c, -s, cx - c * cx + s * cy,
+                    s, c, cy - s * cx - c * cy,
+                    zeros, zeros, ones])
+
+
+def shear_matrix(shear_x: tf.Tensor, shear_y: tf.Tensor, height, width) -> tf.Tensor:
+    """Shear by factors (B,) about the centre, PIL/AutoAugment convention.
+
+    `x_in = x + shear_x * (y - cy)` and `y_in = y + shear_y * (x - cx)` (both at once). ShearX
+    with factor s is PIL's `Image.transform(AFFINE, (1, s, 0, 0, 1, 0))` about the centre, as in
+    torchvision's AutoAugment; `shear_x = tan(angle)` for a shear angle.
+    """
+    sx, sy = _f32(shear_x), _f32(shear_y)
+    cx, cy = _centre(height, width)
+    zeros, ones = tf.zeros_like(sx), tf.ones_like(sx)
+    return _matrix([ones, sx, -sx * cy,
+                    sy, ones, -sy * cx,
+                    zeros, zeros, ones])
+
+
+def translation_matrix(dx: tf.Tensor, dy: tf.Tensor) -> tf.Tensor:
+    """Move the content by (dx, dy) pixels (B,): positive dx moves it right, positive dy down."""
+    dx, dy = _f32(dx), _f32(dy)
+    zeros, ones = tf.zeros_like(dx), tf.ones_like(dx)
+    return _matrix([ones, zeros, -dx, zeros, ones, -dy, zeros, zeros, ones])
+
+
+def zoom_matrix(zoom_x: tf.Tensor, zoom_y: tf.Tensor, height, width) -> tf.Tensor:
+    """Scale the content about the centre by (B,) factors: > 1 enlarges (zooms in), < 1 shrinks.
+
+    Note Keras' `RandomZoom(f)` samples the INPUT extent: its factor f is a content zoom of
+    `1 / (1 + f)` (positive f zooms out); `keras_aug.layers.RandomZoom` keeps that convention.
+    """
+    zx, zy = _f32(zoom_x), _f32(zoom_y)
+    cx, cy = _centre(height, width)
+    zeros, ones = tf.zeros_like(zx), tf.ones_like(zx)
+    return _matrix([1.0 / zx, zeros, cx - cx / zx,
+                    zeros, 1.0 / zy, cy - cy / zy,
+                    zeros, zeros, ones])
+
+
+def flip_matrix(horizontal: tf.Tensor, vertical: tf.Tensor, height, width) -> tf.Tensor:
+    """Mirror the content left-right where `horizontal` and top-bottom where `vertical` (bool (B,)).
+
+    Use this only to fuse a flip into a larger warp; alone, `flip` is exact and much cheaper.
+    """
+    h = tf.where(tf.cast(horizontal, tf.bool), -1.0, 1.0)
+    v = tf.where(tf.cast(vertical, tf.bool), -1.0, 1.0)
+    zeros, ones = tf.zeros_like(h), tf.ones_like(h)
+    w1, h1 = _f32(width) - 1.0, _f32(height) - 1.0
+    return _matrix([h, zeros, (1.0 - h) / 2.0 * w1,
+                    zeros, v, (1.0 - v) / 2.0 * h1,
+                    zeros, zeros, ones])
+
+
+def perspective_matrix(start_points: tf.Tensor, end_points: tf.Tensor) -> tf.Tensor:
+    """Homography that moves the content at `start_points` to `end_points`, each (B, 4, 2) (x, y).
+
+    As torchvision's `perspective(startpoints, endpoints)`: four point pairs (e.g. the image
+    corners and where they should land) fix the 8 degrees of freedom; the (B, 8, 8) systems are
+    solved batched. Returns the output->input matrix (it maps `end_points` to `start_points`).
+    """
+    src = _f32(end_points)  # output coordinates
+    dst = _f32(start_points)  # input coordinates they sample
+    x, y = src[..., 0], src[..., 1]
+    u, v = dst[..., 0], dst[..., 1]
+    zeros, ones = tf.zeros_like(x), tf.ones_like(x)
+    # u (g x + h y + 1) = a x + b y + c ; v (g x + h y + 1) = d x + e y + f
+    rows_u = tf.stack([x, y, ones, zeros, zeros, zeros, -u * x, -u * y], axis=-1)
+    rows_v = tf.stack([zeros, zeros, zeros, x, y, ones, -v * x, -v * y], axis=-1)
+    a = tf.concat([rows_u, rows_v], axis=1)  # (B, 8, 8)
+    b = tf.concat([u, v], axis=1)[..., None]  # (B, 8, 1)
+    coeffs = tf.linalg.solve(a, b)[..., 0]
+    return tf.reshape(tf.concat([coeffs, tf.ones_like(coeffs[:, :1])], axis=1), [-1, 3, 3])
+
+
+def compose(*matrices: tf.Tensor) -> tf.Tensor:
+    """One matrix for "apply the first, then the second, ..." (output->input matrices multiply in
+    the same order: `compose(A, B) = A @ B`). Applying it with `warp` resamples once."""
+    if not matrices:
+        raise ValueError("compose needs at least one matrix, got none")
+    out = _f32(matrices[0])
+    for m in matrices[1:]:
+        out = tf.matmul(out, _f32(m))
+    return out
+
+
+# --------------------------------------------------------------------------- resampling
+def warp(images: tf.Tensor, matrices: tf.Tensor, interpolation: str = "bilinear",
+         fill_mode: str = "constant", fill_value: float = 0.0) -> tf.Tensor:
+    """Resample each image (B, H, W, C) through its output->input matrix (B, 3, 3), in one pass.
+
+    Args:
+        images: float images (B, H, W, C); with `interpolation="nearest"` any dtype (e.g. masks).
+        matrices: (B, 3, 3) output->input matrices (projective; see the module docstring).
+        interpolation: `"bilinear"` or `"nearest"`.
+        fill_mode: how points outside the input are read: `"constant"` (`fill_value`; bilinear
+            blends it at the border like ImageProjectiveTransformV3), `"reflect"` (d c b a | a b c d
+            | d c b a, the edge pixel repeated, as Keras/TF), `"nearest"` (edge pixel),
+            `"wrap"` (a b c d | a b c d).
+        fill_value: value for `"constant"`, in the images' units.
+
+    Gather-based: the batch is flattened to (B*H*W, C) and each of the 4 (bilinear) or 1
+    (nearest) source pixels is one `tf.gather`, so it compiles with XLA and is differentiable with
+    respect to `images` (and `matrices`, through the bilinear weights).
+    """
+    if interpolation not in INTERPOLATIONS:
+        raise ValueError(f"interpolation must be one of {list(INTERPOLATIONS)}, got {interpolation!r}")
+    if fill_mode not in FILL_MODES:
+        raise ValueError(f"fill_mode must be one of {list(FILL_MODES)}, got {fill_mode!r}")
+    if images.shape.rank != 4:
+        raise ValueError(f"images must have rank 4 (B, H, W, C), got shape {images.shape}")
+    shape = tf.shape(images)
+    height = images.shape[1] if images.shape[1] is not None else shape[1]
+    width = images.shape[2] if images.shape[2] is not None else shape[2]
+    return _resample(images, matrices, height, width, interpolation, fill_mode, fill_value)
+
+
+def _map_index(index: tf.Tensor, size, fill_mode: str):
+    """Integer source indices -> (indices inside [0, size), validity mask or None)."""
+    if fill_mode == "constant":
+        valid = (index >= 0) & (index < size)
+        return tf.clip_by_value(index, 0, size - 1), valid
+    if fill_mode == "nearest":
+        return tf.clip_by_value(index, 0, size - 1), None
+    if fill_mode == "wrap":
+        return tf.math.floormod(index, size), None
+    period = tf.math.floormod(index, 2 * size)  # reflect: abcd -> dcba|abcd|dcba
+    return tf.where(period < size, period, 2 * size - 1 - period), None
+
+
+def _resample(images: tf.Tensor, matrices: tf.Tensor, out_h, out_w, interpolation: str,
+              fill_mode: str, fill_value) -> tf.Tensor:
+    shape = tf.shape(images)
+    b, h_in, w_in = shape[0], shape[1], shape[2]
+    channels = images.shape[3] if images.shape[3] is not None else shape[3]
+    m = tf.reshape(_f32(matrices), [-1, 9])
+    m = [m[:, i, None, None] for i in range(9)]  # each (B, 1, 1)
+    xs = tf.cast(tf.range(out_w), tf.float32)[None, None, :]
+    ys = tf.cast(tf.range(out_h), tf.float32)[None, :, None]
+    x_in = m[0] * xs + m[1] * ys + m[2]
+    y_in = m[3] * xs + m[4] * ys + m[5]
+    z = m[6] * xs + m[7] * ys + m[8]
+    # An affine matrix has z == 1; the division is cheap next to the gathers.
+    x_in, y_in = x_in / z, y_in / z
+    # Keep int32 casts safe for wild (e.g. near-singular perspective) coordinates.
+    limit = 4.0 * tf.cast(tf.maximum(h_in, w_in), tf.float32) + 4.0
+    x_in = tf.clip_by_value(x_in, -limit, limit)
+    y_in = tf.clip_by_value(y_in, -limit, limit)
+    flat = tf.reshape(images, [-1, channels])
+    base = tf.range(b)[:, None, None] * (h_in * w_in)
+    out_shape = [b, out_h, out_w, channels]
+
+    def read(yi, xi):
+        yi, vy = _map_index(yi, h_in, fill_mode)
+        xi, vx = _map_index(xi, w_in, fill_mode)
+        values = tf.reshape(tf.gather(flat, tf.reshape(base + yi * w_in + xi, [-1])), out_shape)
+        valid = None if vy is None else (vy & vx)
+        return values, valid
+
+    if interpolation == "nearest":
+        yi = tf.cast(tf.floor(y_in + 0.5), tf.int32)
+        xi = tf.cast(tf.floor(x_in + 0.5), tf.int32)
+        values, valid = read(yi, xi)
+        if valid is None:
+            return values
+        return tf.where(valid[..., None], values, tf.cast(fill_value, images.dtype))
+
+    if not images.dtype.is_floating:
+        raise TypeError(
+            f"bilinear warp needs float images, got dtype {images.dtype.name}; "
+            "use interpolation='nearest' for integer images such as masks")
+    x0f, y0f = tf.floor(x_in), tf.floor(y_in)
+    wx, wy = x_in - x0f, y_in - y0f
+    x0, y0 = tf.cast(x0f, tf.int32), tf.cast(y0f, tf.int32)
+    corners = ((y0, x0, (1.0 - wy) * (1.0 - wx)), (y0, x0 + 1, (1.0 - wy) * wx),
+               (y0 + 1, x0, wy * (1.0 - wx)), (y0 + 1, x0 + 1, wy * wx))
+    out = None
+    outside = None  # summed weight of corners outside the image (constant mode)
+    for yi, xi, weight in corners:
+        values, valid = read(yi, xi)
+        if valid is not None:
+            outside_w = tf.where(valid, 0.0, weight)
+            outside = outside_w if outside is None else outside + outside_w
+            weight = tf.where(valid, weight, 0.0)
+        term = values * tf.cast(weight[..., None], images.dtype)
+        out = term if out is None else out + term
+    if outside is not None and not (isinstance(fill_value, (int, float)) and fill_value == 0):
+        out = out + tf.cast(outside[..., None] * fill_value, images.dtype)
+    return out
+
+
+def _warp_v3(images: tf.Tensor, matrices: tf.Tensor, interpolation: str = "bilinear",
+             fill_mode: str = "constant", fill_value: float = 0.0) -> tf.Tensor:
+    """The same warp through `ImageProjectiveTransformV3` (no XLA kernel): for tests/benchmarks."""
+    m = tf.reshape(_f32(matrices), [-1, 9])
+    m = m / m[:, 8:9]
+    return tf.raw_ops.ImageProjectiveTransformV3(
+        images=images, transforms=m[:, :8], output_shape=tf.shape(images)[1:3],
+        fill_value=tf.cast(fill_value, tf.float32), interpolation=interpolation.upper(),
+        fill_mode=fill_mode.upper())
+
