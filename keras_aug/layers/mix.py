@@ -1,4 +1,316 @@
-"""mix augmentation layers."""
+"""Mixing layers: MixUp, CutMix and RandomMixing (timm's Mixup), with per-sample mixing.
+
+Each image is mixed with a partner from the same batch (a random single-cycle permutation, so no
+image is its own partner) using its own random proportion. Labels come back as soft labels whose
+weights are the true share of each image in the mixed result (CutMix: the pasted area after
+clipping, not the sampled lambda). Integer labels need `num_classes`; one-hot labels are checked
+against it when given. These layers need labels: call them on `(images, labels)` or a dict with
+`"labels"` (e.g. `make_pipeline(ds, augment=keras_aug.layers.CutMix(num_classes=10))`).
+"""
 from __future__ import annotations
 
-__all__: list[str] = []
+import numbers
+
+import keras
+import numpy as np
+import tensorflow as tf
+
+from keras_aug.core import IMAGES, LABELS, AugmentationLayer
+from keras_aug.core.validation import check_probability
+from keras_aug.ops import mix as ops
+from keras_aug.ops.erase import box_mask
+
+__all__ = ["MixUp", "CutMix", "RandomMixing"]
+
+
+def _check_alpha(name: str, value, allow_zero: bool = False) -> float:
+    ok = isinstance(value, numbers.Real) and not isinstance(value, bool) and (
+        value > 0 or (allow_zero and value == 0)
+    )
+    if not ok:
+        expected = ">= 0" if allow_zero else "> 0"
+        raise ValueError(f"{name} must be a number {expected} (a Beta(alpha, alpha) parameter), "
+                         f"got {value!r}")
+    return float(value)
+
+
+class MixingLayer(AugmentationLayer):
+    """Base of the label-mixing layers: label checks, one-hot conversion and label smoothing.
+
+    Args:
+        num_classes: number of classes; required for integer labels, checked against one-hot.
+        label_smoothing: timm-style smoothing applied to every target before mixing
+            (`y * (1 - s) + s / num_classes`).
+        p, value_range, seed: see `AugmentationLayer`; a sample not selected by `p` keeps its
+            image and its (one-hot) label.
+    """
+
+    mixes_labels = True  # `kaug preview` shows label weights for these layers
+    channels = None  # mixing works for any channel count
+
+    def __init__(self, num_classes: int | None = None, label_smoothing: float = 0.0, **kwargs):
+        super().__init__(**kwargs)
+        if num_classes is not None and (
+            isinstance(num_classes, bool) or not isinstance(num_classes, numbers.Integral)
+            or num_classes < 2
+        ):
+            raise ValueError(f"num_classes must be an integer >= 2 or None, got {num_classes!r}")
+        self.num_classes = None if num_classes is None else int(num_classes)
+        if (isinstance(label_smoothing, bool) or not isinstance(label_smoothing, numbers.Real)
+                or not 0.0 <= label_smoothing < 1.0):
+            raise ValueError(f"label_smoothing must be a number in [0, 1), got {label_smoothing!r}")
+        self.label_smoothing = float(label_smoothing)
+
+    def augment(self, data: dict, key: tf.Tensor | None = None) -> dict:
+        name = type(self).__name__
+        if LABELS not in data:
+            raise ValueError(
+                f"{name} mixes labels, so it needs them: call it on (images, labels) or on a dict "
+                f"with 'labels', got only images"
+            )
+        images = data[IMAGES]
+        if images.shape.rank != 4:
+            raise ValueError(
+                f"{name} mixes images of a batch: images must have rank 4 (batch, height, width, "
+                f"channels), got shape {images.shape}"
+            )
+        data = dict(data)
+        data[LABELS] = self._one_hot(data[LABELS], images)
+        return super().augment(data, key)
+
+    def _one_hot(self, labels: tf.Tensor, images: tf.Tensor) -> tf.Tensor:
+        """Integer `(B,)`/`(B, 1)` or one-hot `(B, K)` labels -> smoothed float `(B, K)`."""
+        name = type(self).__name__
+        batch = images.shape[0]
+        if labels.dtype.is_integer:
+            if labels.shape.rank == 2 and labels.shape[1] == 1:
+                labels = labels[:, 0]
+            if labels.shape.rank != 1:
+                raise ValueError(
+                    f"{name}: integer labels must be class ids of shape (batch,), got shape "
+                    f"{labels.shape}; pass one-hot labels as floats of shape (batch, num_classes)"
+                )
+            if self.num_classes is None:
+                raise ValueError(
+                    f"{name}: integer labels need num_classes, e.g. {name}(num_classes=10), "
+                    f"got num_classes=None"
+                )
+            self._check_class_ids(labels)
+            labels = tf.one_hot(labels, self.num_classes, dtype=tf.float32)
+        elif labels.dtype.is_floating:
+            if labels.shape.rank != 2:
+                raise ValueError(
+                    f"{name}: float labels must be one-hot of shape (batch, num_classes), got "
+                    f"shape {labels.shape}"
+                )
+            k = labels.shape[1]
+            if self.num_classes is not None and k is not None and k != self.num_classes:
+                raise ValueError(
+                    f"{name}: labels have {k} classes (shape {labels.shape}) but "
+                    f"num_classes={self.num_classes}"
+                )
+            if k is not None and k < 2:
+                raise ValueError(f"{name}: one-hot labels need >= 2 classes, got shape {labels.shape}")
+        else:
+            raise TypeError(f"{name}: labels must be integer or float, got dtype {labels.dtype.name}")
+        if batch is not None and labels.shape[0] is not None and labels.shape[0] != batch:
+            raise ValueError(
+                f"{name}: labels have {labels.shape[0]} rows but images have batch size {batch}"
+            )
+        if self.label_smoothing:
+            k = tf.cast(tf.shape(labels)[1], labels.dtype)
+            labels = labels * (1.0 - self.label_smoothing) + self.label_smoothing / k
+        return labels
+
+    def _check_class_ids(self, labels: tf.Tensor) -> None:
+        message = (f"{type(self).__name__}: integer labels must lie in [0, num_classes="
+                   f"{self.num_classes})")
+        if tf.executing_eagerly():
+            values = np.asarray(labels)
+            if values.size and (values.min() < 0 or values.max() >= self.num_classes):
+                raise ValueError(f"{message}, got values in [{values.min()}, {values.max()}]")
+        else:  # inside tf.data or tf.function: a runtime check outside the compiled step
+            tf.debugging.assert_non_negative(labels, message=message)
+            tf.debugging.assert_less(labels, tf.cast(self.num_classes, labels.dtype), message=message)
+
+    def compute_output_spec(self, inputs, labels=None, training=None):
+        spec = super().compute_output_spec(inputs, labels, training)
+        if isinstance(spec, tuple) and self.num_classes is not None:
+            return (spec[0], keras.KerasTensor((spec[0].shape[0], self.num_classes), "float32"))
+        return spec
+
+    def get_config(self):
+        return {**super().get_config(), "num_classes": self.num_classes,
+                "label_smoothing": self.label_smoothing}
+
+
+@keras.saving.register_keras_serializable(package="keras_aug")
+class MixUp(MixingLayer):
+    """MixUp (Zhang et al. 2018) with one lambda per sample.
+
+    Each image becomes `lam * x + (1 - lam) * partner` with `lam ~ Beta(alpha, alpha)` drawn per
+    sample (torchvision draws one lambda per batch), and its label `lam * y + (1 - lam) * y_partner`.
+    Segmentation masks cannot be blended, so each sample keeps the mask of its dominant image
+    (`lam >= 0.5`: its own, else the partner's); mask shapes are unchanged.
+
+    Args:
+        alpha: Beta distribution parameter, > 0 (Keras' default 0.2; the paper uses 0.2-1).
+        num_classes, label_smoothing, p, value_range, seed: see `MixingLayer`.
+
+    Example:
+        >>> mixup = keras_aug.layers.MixUp(alpha=0.2, num_classes=10, seed=0)
+        >>> images, soft_labels = mixup((tf.random.uniform([8, 32, 32, 3], 0, 255),
+        ...                              tf.range(8) % 10))
+    """
+
+    def __init__(self, alpha: float = 0.2, **kwargs):
+        super().__init__(**kwargs)
+        self.alpha = _check_alpha("alpha", alpha)
+
+    def sample_params(self, batch_size, images, draws):
+        return {"lam": draws.beta([batch_size], self.alpha, self.alpha),
+                "partner": ops.cyclic_partner(draws.uniform([batch_size]))}
+
+    def augment_images(self, images, params):
+        return ops.blend(images, params["partner"], params["lam"])
+
+    def augment_labels(self, labels, params):
+        return ops.mix_labels(labels, params["partner"], params["lam"])
+
+    def augment_segmentation_masks(self, masks, params):
+        own = tf.reshape(params["lam"] >= 0.5, [-1] + [1] * (masks.shape.rank - 1))
+        return tf.where(own, masks, tf.gather(masks, params["partner"]))
+
+    def get_config(self):
+        return {**super().get_config(), "alpha": self.alpha}
+
+
+@keras.saving.register_keras_serializable(package="keras_aug")
+class CutMix(MixingLayer):
+    """CutMix (Yun et al. 2019) with one box per sample and exact label weights.
+
+    Each image receives a box from its partner with sides `sqrt(1 - lam)` of the image sides,
+    `lam ~ Beta(alpha, alpha)` per sample, centred uniformly in the image and clipped at the
+    borders. The label weight is the pasted area after clipping (Keras uses the sampled lambda,
+    off by up to 6 %). Segmentation masks get the partner's mask in the same box.
+
+    Args:
+        alpha: Beta distribution parameter, > 0 (the paper uses 1.0).
+        num_classes, label_smoothing, p, value_range, seed: see `MixingLayer`.
+
+    Example:
+        >>> cutmix = keras_aug.layers.CutMix(num_classes=10, seed=0)
+        >>> images, soft_labels = cutmix((tf.random.uniform([8, 32, 32, 3], 0, 255),
+        ...                               tf.range(8) % 10))
+    """
+
+    def __init__(self, alpha: float = 1.0, **kwargs):
+        super().__init__(**kwargs)
+        self.alpha = _check_alpha("alpha", alpha)
+
+    def sample_params(self, batch_size, images, draws):
+        shape = tf.shape(images)
+        lam = draws.beta([batch_size], self.alpha, self.alpha)
+        cy = draws.uniform([batch_size], 0.0, tf.cast(shape[1], tf.float32))
+        cx = draws.uniform([batch_size], 0.0, tf.cast(shape[2], tf.float32))
+        edges, weight = ops.cutmix_boxes(lam, cy, cx, shape[1], shape[2])
+        return {"edges": edges, "weight": weight,
+                "partner": ops.cyclic_partner(draws.uniform([batch_size]))}
+
+    def _region(self, x, params):
+        return box_mask(params["edges"], tf.shape(x)[1], tf.shape(x)[2])
+
+    def augment_images(self, images, params):
+        return ops.paste(images, params["partner"], self._region(images, params))
+
+    def augment_labels(self, labels, params):
+        return ops.mix_labels(labels, params["partner"], params["weight"])
+
+    def augment_segmentation_masks(self, masks, params):
+        return ops.paste(masks, params["partner"], self._region(masks, params))
+
+    def get_config(self):
+        return {**super().get_config(), "alpha": self.alpha}
+
+
+@keras.saving.register_keras_serializable(package="keras_aug")
+class RandomMixing(MixingLayer):
+    """MixUp or CutMix per sample, with timm's `Mixup` options (per-sample, "elem" mode).
+
+    Each sample is mixed with probability `prob`; a mixed sample uses CutMix with probability
+    `switch_prob` (when both alphas are > 0), else MixUp. Label smoothing applies to every target,
+    mixed or not, as in timm. CutMix label weights are the exact pasted area (timm's
+    `correct_lam=True`).
+
+    Args:
+        mixup_alpha: MixUp Beta parameter; 0 disables MixUp.
+        cutmix_alpha: CutMix Beta parameter; 0 disables CutMix.
+        prob: probability that a sample is mixed (timm's `mix_prob`).
+        switch_prob: probability of CutMix for a mixed sample when both are enabled.
+        label_smoothing: default 0.1 as in timm; see `MixingLayer`.
+        num_classes, p, value_range, seed: see `MixingLayer`.
+
+    Example:
+        >>> mixing = keras_aug.layers.RandomMixing(num_classes=10, seed=0)
+        >>> images, soft_labels = mixing((tf.random.uniform([8, 32, 32, 3], 0, 255),
+        ...                               tf.range(8) % 10))
+    """
+
+    def __init__(
+        self,
+        mixup_alpha: float = 0.8,
+        cutmix_alpha: float = 1.0,
+        prob: float = 1.0,
+        switch_prob: float = 0.5,
+        label_smoothing: float = 0.1,
+        **kwargs,
+    ):
+        super().__init__(label_smoothing=label_smoothing, **kwargs)
+        self.mixup_alpha = _check_alpha("mixup_alpha", mixup_alpha, allow_zero=True)
+        self.cutmix_alpha = _check_alpha("cutmix_alpha", cutmix_alpha, allow_zero=True)
+        if self.mixup_alpha == 0 and self.cutmix_alpha == 0:
+            raise ValueError("mixup_alpha and cutmix_alpha are both 0: at least one must be > 0")
+        self.prob = check_probability("prob", prob)
+        self.switch_prob = check_probability("switch_prob", switch_prob)
+
+    def sample_params(self, batch_size, images, draws):
+        shape = tf.shape(images)
+        mixed = draws.bernoulli([batch_size], self.prob)
+        if self.mixup_alpha > 0 and self.cutmix_alpha > 0:
+            use_cut = draws.bernoulli([batch_size], self.switch_prob)
+        else:
+            use_cut = tf.fill([batch_size], self.cutmix_alpha > 0)
+        ones = tf.ones([batch_size])
+        lam_mix = draws.beta([batch_size], self.mixup_alpha, self.mixup_alpha) \
+            if self.mixup_alpha > 0 else ones
+        lam_cut = draws.beta([batch_size], self.cutmix_alpha, self.cutmix_alpha) \
+            if self.cutmix_alpha > 0 else ones
+        lam_cut = tf.where(mixed & use_cut, lam_cut, 1.0)  # lam 1: an empty box
+        cy = draws.uniform([batch_size], 0.0, tf.cast(shape[1], tf.float32))
+        cx = draws.uniform([batch_size], 0.0, tf.cast(shape[2], tf.float32))
+        edges, cut_weight = ops.cutmix_boxes(lam_cut, cy, cx, shape[1], shape[2])
+        weight = tf.where(use_cut, cut_weight, lam_mix)
+        weight = tf.where(mixed, weight, 1.0)
+        return {"edges": edges, "weight": weight, "use_cut": use_cut & mixed,
+                "partner": ops.cyclic_partner(draws.uniform([batch_size]))}
+
+    def _pixel_weight(self, x, params):
+        """Own-weight per pixel `(B, H, W)`: 0/1 in the box for CutMix samples, lam for MixUp."""
+        region = box_mask(params["edges"], tf.shape(x)[1], tf.shape(x)[2])
+        return tf.where(params["use_cut"][:, None, None], tf.cast(~region, tf.float32),
+                        params["weight"][:, None, None])
+
+    def augment_images(self, images, params):
+        return ops.blend(images, params["partner"], self._pixel_weight(images, params))
+
+    def augment_labels(self, labels, params):
+        return ops.mix_labels(labels, params["partner"], params["weight"])
+
+    def augment_segmentation_masks(self, masks, params):
+        own = self._pixel_weight(masks, params) >= 0.5
+        return ops.paste(masks, params["partner"], ~own)
+
+    def get_config(self):
+        return {**super().get_config(), "mixup_alpha": self.mixup_alpha,
+                "cutmix_alpha": self.cutmix_alpha, "prob": self.prob,
+                "switch_prob": self.switch_prob}
