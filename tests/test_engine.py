@@ -230,3 +230,23 @@ def test_keras_file_round_trip_in_fresh_process(tmp_path):
         "assert np.allclose(m.predict(x, verbose=0), y, atol=1e-5)\n"
     )
     subprocess.run([sys.executable, "-c", code], check=True)
+
+
+def test_fit_under_mirrored_strategy_on_two_logical_cpus():
+    code = (
+        "import tensorflow as tf\n"
+        "cpu = tf.config.list_physical_devices('CPU')[0]\n"
+        "tf.config.set_logical_device_configuration(cpu, [tf.config.LogicalDeviceConfiguration()] * 2)\n"
+        "import keras, numpy as np\n"
+        "from keras_aug.layers import RandomFlip\n"
+        "strategy = tf.distribute.MirroredStrategy(['/cpu:0', '/cpu:1'])\n"
+        "with strategy.scope():\n"
+        "    model = keras.Sequential([keras.Input((8, 8, 1)), RandomFlip(seed=1),\n"
+        "                              keras.layers.Flatten(), keras.layers.Dense(2)])\n"
+        "    model.compile('adam', keras.losses.SparseCategoricalCrossentropy(from_logits=True))\n"
+        "x = np.random.rand(64, 8, 8, 1).astype('float32') * 255\n"
+        "y = (x[:, :4].mean((1, 2, 3)) > x[:, 4:].mean((1, 2, 3))).astype(int)\n"
+        "h = model.fit(x, y, epochs=2, batch_size=16, verbose=0)\n"
+        "assert np.all(np.isfinite(h.history['loss']))\n"
+    )
+    subprocess.run([sys.executable, "-c", code], check=True)
