@@ -53,7 +53,7 @@ class DemoRow:
     name: str
     augment: Callable[[int], Callable | None] | None = None
     run: Callable[[DemoData, int, DemoConfig], tuple[float, dict]] | None = None
-    in_quick: bool = True
+    in_quick: bool = False  # `kaug demo --quick` runs only the rows that set this
     notes: str = ""
     extra: dict = field(default_factory=dict)
 
