@@ -8,6 +8,7 @@ import sys
 
 SUBCOMMAND_MODULES = [
     "keras_aug.cli_demo",
+    "gan.cli",
 ]
 
 

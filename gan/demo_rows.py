@@ -1,0 +1,52 @@
+"""`kaug demo` row "GAN samples": the few-shot set plus images from a conditional GAN trained on
+that same few-shot set.
+
+Training a GAN takes minutes, so small generators ship with the package
+(`gan/weights/digits10_seed{S}.weights.h5`, made by `examples/gan_table.py --ship`). The one for
+demo seed S was trained only on `few_shot(digits.train, 10, seed=S)`, the exact 100 images the
+row's classifier sees, so the row uses no more real data than the others. Seeds without a shipped
+generator report NaN rather than borrow another seed's (which saw other real images).
+"""
+from __future__ import annotations
+
+import math
+import os
+
+from keras_aug.demo import DemoRow
+
+WEIGHTS_DIR = os.path.join(os.path.dirname(__file__), "weights")
+SYNTHETIC_RATIO = 0.5  # synthetic fraction of the classifier's training set
+
+
+def shipped_generator_path(seed: int, per_class: int = 10) -> str:
+    """Path of the shipped generator trained on `few_shot(digits.train, per_class, seed)`."""
+    return os.path.join(WEIGHTS_DIR, f"digits{per_class}_seed{seed}.weights.h5")
+
+
+def load_shipped(seed: int, per_class: int = 10):
+    """The shipped `SampleGenerator` for a demo seed, or None if none was shipped."""
+    from gan.sampler import SampleGenerator
+
+    path = shipped_generator_path(seed, per_class)
+    return SampleGenerator.load(path) if os.path.exists(path) else None
+
+
+def gan_samples_row(data, seed, config):
+    from keras_aug.demo import train_classifier
+
+    sampler = load_shipped(seed, config.per_class)
+    if sampler is None:
+        return math.nan, {}
+    mixed = sampler.mix_with(data.train, ratio=SYNTHETIC_RATIO, seed=seed)
+    accuracy, history, _ = train_classifier(data, seed, config, train_ds=mixed)
+    return accuracy, history
+
+
+def demo_rows() -> list[DemoRow]:
+    return [
+        DemoRow(
+            "GAN samples (generator trained on the same 10/class)",
+            run=gan_samples_row,
+            notes="real + 50 % synthetic from a DiffAugment cGAN trained on the same few-shot set",
+        )
+    ]

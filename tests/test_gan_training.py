@@ -1,0 +1,119 @@
+"""gan: training, checkpoint/resume, the shipped generators, the CLI."""
+import os
+
+import keras
+import numpy as np
+import pytest
+
+from gan.demo_rows import demo_rows, load_shipped, shipped_generator_path
+from gan.sampler import SampleGenerator
+from gan.trainer import latest_checkpoint, train_gan
+from keras_aug.data import digits_arrays
+
+TINY = dict(g_width=16, d_width=8, latent_dim=8)
+
+
+@pytest.fixture(scope="module")
+def digits16():
+    images, labels = digits_arrays(size=16)
+    return images[:60], labels[:60]
+
+
+class _Kill(keras.callbacks.Callback):
+    """Simulates a crash after `at` steps."""
+
+    def __init__(self, at):
+        super().__init__()
+        self.at = at
+
+    def on_train_batch_end(self, batch, logs=None):
+        if int(self.model.step_counter.numpy()) == self.at:
+            raise RuntimeError("killed")
+
+
+@pytest.mark.slow
+def test_resume_after_a_crash_repeats_the_uninterrupted_run(digits16, tmp_path):
+    kwargs = dict(steps=6, batch_size=8, checkpoint_every=2, sample_every=3, verbose=False, **TINY)
+    straight = train_gan(digits16, str(tmp_path / "a"), **kwargs)
+    assert straight.history["step"] == [1, 2, 3, 4, 5, 6]
+    assert os.path.exists(tmp_path / "a" / "samples" / "step-000003.png")
+
+    run = str(tmp_path / "b")
+    with pytest.raises(RuntimeError, match="killed"):
+        train_gan(digits16, run, callbacks=[_Kill(5)], **kwargs)
+    assert latest_checkpoint(run).endswith("ckpt-000004.npz")  # lost at most one interval
+    with pytest.raises(ValueError, match="already holds checkpoints.*resume=True"):
+        train_gan(digits16, run, **kwargs)
+    with pytest.raises(ValueError, match="config differs.*'seed': \\(1, 0\\)"):
+        train_gan(digits16, run, resume=True, **{**kwargs, "seed": 1})
+    resumed = train_gan(digits16, run, resume=True, **kwargs)
+
+    assert resumed.history["step"] == [1, 2, 3, 4, 5, 6]  # counter continued from 4
+    assert int(resumed.gan.g_optimizer.iterations.numpy()) == 6  # optimizer slots restored
+    for key in ("d_loss", "g_loss", "d_class"):
+        # no jump: the resumed steps 5-6 are the uninterrupted run's steps 5-6
+        np.testing.assert_allclose(resumed.history[key], straight.history[key], rtol=1e-3, atol=1e-4)
+    for a, b in zip(resumed.gan.ema_generator.get_weights(), straight.gan.ema_generator.get_weights()):
+        np.testing.assert_allclose(a, b, rtol=1e-3, atol=1e-5)
+    # The run folder samples like any other.
+    images, labels = SampleGenerator.load(run).sample(4, seed=0)
+    assert images.shape == (4, 16, 16, 1) and images.dtype == np.uint8
+    # Already at the requested total: nothing to do, same state.
+    again = train_gan(digits16, run, resume=True, **kwargs)
+    assert int(again.gan.step_counter.numpy()) == 6
+
+
+def test_shipped_generators_are_conditioned_on_the_label():
+    """A classifier trained on real digits recognises the requested class of generated ones."""
+    from sklearn.linear_model import LogisticRegression
+
+    real, real_labels = digits_arrays(size=32)
+    pooled = real[:1000, :, :, 0].reshape(1000, 8, 4, 8, 4).mean(axis=(2, 4)).reshape(1000, 64)
+    classifier = LogisticRegression(max_iter=2000).fit(pooled / 255.0, real_labels[:1000])
+    for seed in (0, 1, 2):
+        sampler = load_shipped(seed)
+        assert sampler is not None, f"missing {shipped_generator_path(seed)}"
+        assert sampler.config.extra["trained_on"] == (
+            f"few_shot(load_dataset('digits').train, 10, seed={seed})")
+        images, labels = sampler.sample(200, seed=0)
+        assert images.shape == (200, 32, 32, 1) and images.dtype == np.uint8
+        fake = images[:, :, :, 0].reshape(200, 8, 4, 8, 4).mean(axis=(2, 4)).reshape(200, 64)
+        accuracy = (classifier.predict(fake / 255.0) == labels).mean()
+        assert accuracy > 0.6, f"seed {seed}: requested class recognised in {accuracy:.2f} (chance 0.1)"
+    assert os.path.getsize(shipped_generator_path(0)) * 3 < 3 * 2**20
+
+
+def test_demo_row_is_registered():
+    from keras_aug.demo import ROW_MODULES
+
+    assert "gan.demo_rows" in ROW_MODULES
+    (row,) = demo_rows()
+    assert row.run is not None and "GAN samples" in row.name
+
+
+def test_cli_sample_and_export(tmp_path):
+    from keras_aug.cli import main
+
+    grid, export = tmp_path / "grid.png", tmp_path / "saved"
+    rc = main(["gan", "sample", "--checkpoint", shipped_generator_path(0), "--n", "12", "--label", "3",
+               "--out", str(grid), "--export", str(export)])
+    assert rc == 0 and grid.stat().st_size > 1000
+    images, labels = SampleGenerator.load(str(export)).sample(3, labels=3, seed=0)
+    assert images.shape == (3, 32, 32, 1) and list(labels) == [3, 3, 3]
+    assert main(["gan", "sample", "--checkpoint", str(tmp_path / "nothing"), "--out", str(grid)]) == 2
+    assert main(["gan", "sample", "--checkpoint", shipped_generator_path(0), "--n", "0"]) == 2
+
+
+@pytest.mark.slow
+def test_cli_train_writes_grids_and_resumes(tmp_path, capsys):
+    from keras_aug.cli import main
+
+    out = str(tmp_path / "run")
+    args = ["gan", "train", "--dataset", "digits", "--per-class", "2", "--batch-size", "8",
+            "--checkpoint-every", "1", "--policy", "translation", "--out", out]
+    assert main(args + ["--steps", "1"]) == 0
+    assert main(args + ["--steps", "2"]) == 2  # existing run without --resume
+    assert "--resume" in capsys.readouterr().err
+    assert main(args + ["--steps", "2", "--resume"]) == 0
+    assert "step 2" in capsys.readouterr().out
+    assert sorted(os.listdir(os.path.join(out, "samples"))) == ["step-000001.png", "step-000002.png"]
