@@ -1,0 +1,336 @@
+"""`plan()`: which blocks of a pretrained backbone to freeze, where to attach the head, how to train.
+
+The rule is CS231n's four cases, with explicit thresholds:
+
+| | similar (similarity >= `similar_threshold`) | different |
+|---|---|---|
+| small (< `large_per_class` images/class) | head on the last block, backbone frozen | head on an earlier block (`earlier_cut_blocks` fewer), frozen |
+| large | head first, then fine-tune the top `unfreeze_blocks` blocks | same, from the earlier cut |
+
+Phases: the head is trained first with the backbone frozen (a random head's large gradients would
+otherwise wreck the pretrained filters); then the chosen blocks are unfrozen and the model is
+recompiled with discriminative learning rates (fastai / ULMFiT): the head gets `finetune_lr`, the
+block below it `finetune_lr * block_lr_decay`, the next `* block_lr_decay**2`, ... applied through
+`keras.optimizers.MultiOptimizer` (present in Keras 3.15).
+
+BatchNorm: the backbone is always called with `training=False`, so every BatchNorm layer uses
+(and never updates) its moving statistics, even when unfrozen; only gamma/beta are fine-tuned.
+Keras' default momentum 0.999 needs thousands of steps to converge, so updating statistics on a
+few hundred small-data steps leaves them between two domains (measured: evaluation at chance).
+`bn_policy="adapt"` instead re-estimates the moving statistics once on the new training data
+before training (AdaBN, Li et al. 2016) and then keeps them frozen the same way.
+"""
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+
+import keras
+
+from finetune.registry import Backbone, build_backbone, get_spec
+
+QUADRANTS = ("small+similar", "small+different", "large+similar", "large+different")
+BN_POLICIES = ("inference", "adapt")
+
+
+@dataclass
+class Phase:
+    """One training phase: which backbone blocks train, learning rate per group, epochs."""
+
+    name: str
+    trainable_blocks: tuple[int, ...]
+    learning_rates: dict[str, float]  # "head" and "block{i}" for each trainable block
+    epochs: int
+
+
+@dataclass
+class FinetunePlan:
+    """The outcome of `plan()`: build the model with `build_model()`, train it with `fine_tune`."""
+
+    backbone: str
+    weights: str | None
+    input_shape: tuple[int, int, int]  # the backbone's input (images are resized to it)
+    num_classes: int
+    dataset_size: int
+    similarity: float | None
+    quadrant: str
+    cut_block: int
+    phases: list[Phase]
+    block_names: list[str]
+    thresholds: dict
+    bn_policy: str = "inference"
+    head_dropout: float = 0.2
+    backbone_kwargs: dict = field(default_factory=dict)
+    reasons: list[str] = field(default_factory=list)
+    _backbone: Backbone | None = field(default=None, repr=False)
+
+    @property
+    def frozen_blocks(self) -> tuple[int, ...]:
+        """Blocks (up to the cut) that no phase trains."""
+        trained = {b for phase in self.phases for b in phase.trainable_blocks}
+        return tuple(b for b in range(self.cut_block + 1) if b not in trained)
+
+    def new_backbone(self) -> Backbone:
+        """A freshly loaded backbone (the one `plan()` built is handed out once, then rebuilt,
+        so two models from one plan never share fine-tuned weights)."""
+        backbone, self._backbone = self._backbone, None
+        if backbone is None:
+            backbone = build_backbone(
+                self.backbone, self.weights, self.input_shape, **self.backbone_kwargs
+            )
+        return backbone
+
+    def explain(self, print_it: bool = True) -> str:
+        """The reasoning: quadrant, thresholds and why; printed and returned."""
+        t = self.thresholds
+        per_class = self.dataset_size / self.num_classes
+        sim = "not given (assumed similar)" if self.similarity is None else f"{self.similarity:.3f}"
+        lines = [
+            f"Fine-tuning plan for {self.backbone} (weights={self.weights!r}, input "
+            f"{self.input_shape[0]}x{self.input_shape[1]}): quadrant {self.quadrant.upper()}",
+            f"- data: {self.dataset_size} images / {self.num_classes} classes = {per_class:.1f} per "
+            f"class; 'large' from large_per_class={t['large_per_class']} per class",
+            f"- similarity to the pretraining data: {sim}; 'similar' from "
+            f"similar_threshold={t['similar_threshold']}",
+        ]
+        lines += [f"- {reason}" for reason in self.reasons]
+        lines.append(
+            f"- head attaches after {self.block_names[self.cut_block]} (block {self.cut_block + 1} "
+            f"of {len(self.block_names)}); frozen throughout: "
+            + (", ".join(f"block{b + 1}" for b in self.frozen_blocks) or "none")
+        )
+        for i, phase in enumerate(self.phases, 1):
+            rates = ", ".join(f"{k} {v:.1e}" for k, v in phase.learning_rates.items())
+            trains = ", ".join(f"block{b + 1}" for b in phase.trainable_blocks) or "head only"
+            lines.append(f"- phase {i} '{phase.name}': {phase.epochs} epochs, trains {trains}; "
+                         f"learning rates: {rates}")
+        if self.bn_policy == "inference":
+            lines.append(
+                "- BatchNorm: kept in inference mode (backbone called with training=False): moving "
+                "statistics are used and never updated, even in unfrozen blocks, because momentum "
+                "0.999 does not converge in a few hundred small-data steps."
+            )
+        else:
+            lines.append(
+                "- BatchNorm: moving statistics re-estimated once on the training data (AdaBN), then "
+                "kept in inference mode (training=False) so training never updates them."
+            )
+        text = "\n".join(lines)
+        if print_it:
+            print(text)
+        return text
+
+    def build_model(self, image_shape: tuple[int, int, int] | None = None) -> keras.Model:
+        """The classifier: resize -> preprocess -> backbone up to the cut (training=False) -> head.
+
+        Args:
+            image_shape: shape of the dataset's images (H, W, 1 or 3), 0..255; default the
+                backbone input shape. Images of another size are resized inside the model.
+        """
+        return build_finetune_model(self, image_shape)
+
+
+def plan(
+    backbone: str,
+    dataset_size: int,
+    num_classes: int,
+    similarity: float | None = None,
+    *,
+    weights: str | None = "imagenet",
+    input_shape: tuple[int, int, int] | None = None,
+    large_per_class: float = 50,
+    similar_threshold: float = 0.5,
+    earlier_cut_blocks: int = 1,
+    unfreeze_blocks: int = 2,
+    head_lr: float = 1e-3,
+    finetune_lr: float = 1e-4,
+    block_lr_decay: float = 0.5,
+    head_epochs: int = 30,
+    finetune_epochs: int = 10,
+    bn_policy: str = "inference",
+    head_dropout: float = 0.2,
+    **backbone_kwargs,
+) -> FinetunePlan:
+    """Decide how to fine-tune `backbone` on a dataset of `dataset_size` images.
+
+    Args:
+        backbone: registry name (see `finetune.list_backbones()`).
+        dataset_size: number of training images.
+        num_classes: number of classes.
+        similarity: in [0, 1], e.g. from `estimate_similarity`; None = unknown, treated as
+            similar (the common case: natural photos on an ImageNet backbone).
+        weights: "imagenet", None, or a local weights file path (see `build_backbone`).
+        input_shape: backbone input (H, W, 3); default the registry's default size.
+        large_per_class: images per class from which the data counts as "large" (default 50:
+            below it, training conv blocks overfits more than it adapts; measured on digits).
+        similar_threshold: similarity from which the domain counts as "similar" (default 0.5:
+            the midpoint of the score; for the probe score, 0.5 means the last block's features
+            are exactly as linearly separable as the best earlier block's).
+        earlier_cut_blocks: for a different domain, how many top blocks to drop before the head
+            (their features are the most specific to the pretraining task).
+        unfreeze_blocks: for large data, how many of the kept top blocks to fine-tune; lower blocks
+            (generic edges/textures) stay frozen.
+        head_lr, finetune_lr, block_lr_decay: Adam learning rate of the head phase, of the head in
+            the fine-tuning phase, and the factor per block going down (discriminative rates).
+        head_epochs, finetune_epochs: epochs per phase.
+        bn_policy: "inference" (BatchNorm frozen in inference mode) or "adapt" (re-estimate the
+            moving statistics on the new data first, then frozen).
+        head_dropout: dropout before the classification layer.
+        **backbone_kwargs: passed to the backbone constructor (e.g. alpha=0.35).
+    """
+    spec = get_spec(backbone)
+    _check_positive_int("dataset_size", dataset_size)
+    _check_positive_int("num_classes", num_classes)
+    if num_classes < 2:
+        raise ValueError(f"num_classes must be at least 2, got {num_classes}")
+    if similarity is not None:
+        if not isinstance(similarity, (int, float)) or not 0.0 <= float(similarity) <= 1.0:
+            raise ValueError(f"similarity must be a number in [0, 1] or None, got {similarity!r}")
+        similarity = float(similarity)
+    if not 0.0 <= similar_threshold <= 1.0:
+        raise ValueError(f"similar_threshold must be in [0, 1], got {similar_threshold!r}")
+    if large_per_class <= 0:
+        raise ValueError(f"large_per_class must be positive, got {large_per_class!r}")
+    for name, value in (("earlier_cut_blocks", earlier_cut_blocks), ("unfreeze_blocks", unfreeze_blocks)):
+        if not isinstance(value, int) or value < 0:
+            raise ValueError(f"{name} must be a non-negative integer, got {value!r}")
+    for name, value in (("head_lr", head_lr), ("finetune_lr", finetune_lr)):
+        if not value > 0:
+            raise ValueError(f"{name} must be positive, got {value!r}")
+    if not 0 < block_lr_decay <= 1:
+        raise ValueError(f"block_lr_decay must be in (0, 1], got {block_lr_decay!r}")
+    if bn_policy not in BN_POLICIES:
+        raise ValueError(f"bn_policy must be one of {BN_POLICIES}, got {bn_policy!r}")
+    if input_shape is None:
+        input_shape = (spec.default_size, spec.default_size, 3)
+    built = build_backbone(backbone, weights, input_shape, **backbone_kwargs)
+    n_blocks = len(built.blocks)
+
+    per_class = dataset_size / num_classes
+    large = per_class >= large_per_class
+    similar = similarity is None or similarity >= similar_threshold
+    quadrant = f"{'large' if large else 'small'}+{'similar' if similar else 'different'}"
+    reasons = []
+    if similar:
+        cut = n_blocks - 1
+        reasons.append("similar domain: the last block's features (the most task-specific) fit, "
+                       "so the head attaches at the end of the backbone")
+    else:
+        cut = max(0, n_blocks - 1 - earlier_cut_blocks)
+        reasons.append(f"different domain: the top {earlier_cut_blocks} block(s) encode the "
+                       "pretraining task's specifics, so the head attaches earlier, on more "
+                       "generic features")
+    phases = [Phase("head", (), {"head": head_lr}, head_epochs)]
+    if large and unfreeze_blocks > 0 and finetune_epochs > 0:
+        top = list(range(cut, max(-1, cut - unfreeze_blocks), -1))
+        rates = {"head": finetune_lr}
+        for depth, b in enumerate(top, 1):
+            rates[f"block{b + 1}"] = finetune_lr * block_lr_decay ** depth
+        phases.append(Phase("fine-tune", tuple(sorted(top)), rates, finetune_epochs))
+        reasons.append(f"large data: after the head converges, the top {len(top)} kept block(s) "
+                       f"are fine-tuned with learning rates decaying x{block_lr_decay} per block; "
+                       "lower blocks keep their generic filters frozen")
+    else:
+        reasons.append("small data: training conv blocks would overfit, so only the head trains "
+                       "on frozen features")
+    return FinetunePlan(
+        backbone=backbone, weights=weights, input_shape=tuple(input_shape),
+        num_classes=num_classes, dataset_size=dataset_size, similarity=similarity,
+        quadrant=quadrant, cut_block=cut, phases=phases,
+        block_names=[b.name for b in built.blocks],
+        thresholds={"large_per_class": large_per_class, "similar_threshold": similar_threshold,
+                    "earlier_cut_blocks": earlier_cut_blocks, "unfreeze_blocks": unfreeze_blocks},
+        bn_policy=bn_policy, head_dropout=head_dropout, backbone_kwargs=backbone_kwargs,
+        reasons=reasons, _backbone=built,
+    )
+
+
+def _check_positive_int(name, value):
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise ValueError(f"{name} must be a positive integer, got {value!r}")
+
+
+# ---------------------------------------------------------------- the model a plan trains
+
+
+def build_finetune_model(p: FinetunePlan, image_shape=None) -> keras.Model:
+    """See `FinetunePlan.build_model`. Layer names: 'resize', 'preprocess_*', 'trunk', 'head'."""
+    backbone = p.new_backbone()
+    image_shape = tuple(image_shape or p.input_shape)
+    if len(image_shape) != 3 or image_shape[-1] not in (1, 3):
+        raise ValueError(f"image_shape must be (H, W, 1 or 3), got {image_shape}")
+    inputs = keras.Input(image_shape, name="images")
+    x = inputs
+    if tuple(image_shape[:2]) != tuple(p.input_shape[:2]):
+        x = keras.layers.Resizing(*p.input_shape[:2], name="resize")(x)
+    x = backbone.preprocess_layer()(x)
+    trunk = backbone.feature_extractor(p.cut_block)
+    # training=False: BatchNorm stays in inference mode even after unfreezing (see module doc).
+    features = trunk(x, training=False)
+    head = keras.Sequential(
+        [
+            keras.Input(features.shape[1:]),
+            keras.layers.GlobalAveragePooling2D(name="head_pool"),
+            keras.layers.Dropout(p.head_dropout, name="head_dropout"),
+            keras.layers.Dense(p.num_classes, name="head_logits"),
+        ],
+        name="head",
+    )
+    model = keras.Model(inputs, head(features), name=f"{p.backbone.lower()}_finetune")
+    model.finetune_plan = p
+    model.kaug_backbone = backbone
+    model.trunk = trunk
+    model.head = head
+    set_trainable_blocks(model, ())
+    return model
+
+
+def set_trainable_blocks(model: keras.Model, blocks) -> None:
+    """Freeze the whole backbone except `blocks` (indices); the head always trains."""
+    p: FinetunePlan = model.finetune_plan
+    blocks = set(blocks)
+    backbone: Backbone = model.kaug_backbone
+    for block in backbone.blocks[: p.cut_block + 1]:
+        for name in block.layers:
+            layer = _layer_or_none(backbone.model, name)
+            if layer is not None:
+                layer.trainable = block.index in blocks
+    model.trunk.trainable = True  # container flag; per-layer flags above decide
+    for layer in model.trunk.layers:
+        if layer.name not in backbone.block_of_layer():
+            layer.trainable = False
+
+
+def _layer_or_none(model, name):
+    try:
+        return model.get_layer(name)
+    except ValueError:
+        return None  # an op (e.g. `add`) rather than a layer
+
+
+def phase_optimizer(model: keras.Model, phase: Phase) -> keras.optimizers.Optimizer:
+    """Adam per learning-rate group: a plain Adam for one group, else a MultiOptimizer whose
+    OptimizerMap routes each block's variables (by variable path) to its own Adam."""
+    if len(phase.learning_rates) == 1:
+        return keras.optimizers.Adam(phase.learning_rates["head"])
+    backbone: Backbone = model.kaug_backbone
+    optimizer_map = keras.optimizers.OptimizerMap(
+        default_optimizer=keras.optimizers.Adam(phase.learning_rates["head"])
+    )
+    for b in phase.trainable_blocks:
+        names = [n for n in backbone.blocks[b].layers if _layer_or_none(backbone.model, n)]
+        pattern = "(?:" + "|".join(re.escape(n) for n in names) + ")/.*"
+        optimizer_map[pattern] = keras.optimizers.Adam(phase.learning_rates[f"block{b + 1}"])
+    return keras.optimizers.MultiOptimizer(optimizer_map)
+
+
+def compile_for_phase(model: keras.Model, phase: Phase, jit_compile: bool | str = "auto") -> None:
+    """Set the phase's trainable blocks and (re)compile: Keras reads `trainable` at compile time."""
+    set_trainable_blocks(model, phase.trainable_blocks)
+    model.compile(
+        optimizer=phase_optimizer(model, phase),
+        loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
+        metrics=["accuracy"],
+        jit_compile=jit_compile,
+    )
+    model.current_phase = phase.name
