@@ -9,6 +9,7 @@ import sys
 SUBCOMMAND_MODULES = [
     "keras_aug.cli_demo",
     "gan.cli",
+    "finetune.cli",
 ]
 
 

@@ -18,7 +18,7 @@ import tensorflow as tf
 
 from keras_aug.data import few_shot, load_dataset, make_pipeline
 
-ROW_MODULES = ["keras_aug.demo_rows", "gan.demo_rows"]
+ROW_MODULES = ["keras_aug.demo_rows", "gan.demo_rows", "finetune.demo_rows"]
 
 
 @dataclass
