@@ -58,7 +58,8 @@ def fine_tune(
         checkpoint_path: where to write the best weights (`.weights.h5`) whenever `monitor`
             improves; without it the best weights are kept in memory.
         cache_frozen_features: compute the frozen front once (see the module doc). Only for
-            datasets without random augmentation.
+            datasets without random augmentation. A phase that trains the first block has no
+            frozen front and runs on the images.
         monitor: "val_accuracy" with `val_ds`, else the training "loss".
         seed: shuffling seed (and Keras' global seed for the head's initialisation).
         verbose: 0 silent, 1 a line per phase plus Keras' progress bar, 2 a line per epoch.
@@ -98,7 +99,7 @@ def fine_tune(
         compile_for_phase(model, phase, jit_compile)
         fit_kwargs = dict(epochs=phase.epochs, verbose=verbose,
                           callbacks=[best, *(callbacks or [])])
-        if cache_frozen_features:
+        if cache_frozen_features and 0 not in phase.trainable_blocks:
             runner, train_data, val_data = _cached_phase(model, phase, train_ds, val_ds, cache,
                                                          batch_size, seed, jit_compile)
             h = runner.fit(train_data, validation_data=val_data, **fit_kwargs)
