@@ -29,6 +29,7 @@ class Case:
     albumentations: Callable[[], Callable] | None = None  # per-image uint8 numpy transform
     takes_labels: bool = False  # mixing layers need (images, labels)
     goal: float | None = None  # required ratio ours/keras
+    note: Callable[[float | None, float | None], str] | None = None  # (ours, keras) -> line under the table
 
 
 def sample_images(size: int, n: int, channels: int = 3, seed: int = 0) -> np.ndarray:
@@ -111,7 +112,10 @@ def albumentations_throughput(transform: Callable, images: np.ndarray, batch: in
     return float(np.median(rates))
 
 
-def format_rate(rate: float | None) -> str:
+def format_rate(rate: float | None, present: bool = True) -> str:
+    """img/s; "–" when there is no such peer, "fails" when it exists but could not run."""
+    if not present:
+        return "–"
     return "fails" if rate is None else f"{rate:,.0f}"
 
 
