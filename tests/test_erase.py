@@ -21,8 +21,11 @@ B, S = 16, 32
 
 
 @pytest.fixture(autouse=True)
-def _graph_apply(monkeypatch):
+def _eager_apply(monkeypatch):
     monkeypatch.setattr(AugmentationLayer, "jit_compile", False)
+    tf.config.run_functions_eagerly(True)
+    yield
+    tf.config.run_functions_eagerly(False)
 
 
 def _images(seed=0, batch=B, size=S, channels=3):
@@ -156,20 +159,22 @@ def test_random_erasing_seed_probability_training_and_uint8():
     np.testing.assert_array_equal(out["labels"], np.arange(8))
 
 
-def test_xla_equals_graph_and_runs_in_tf_data():
+def test_xla_equals_eager_and_runs_in_tf_data():
     x = _images(batch=8)
     for make in (lambda: L.RandomErasing(max_boxes=2, mode="random", seed=0),
-                 lambda: L.RandomErasing(mode="pixel", seed=0),
-                 lambda: L.RandomCutout(seed=0), lambda: L.GridMask(seed=0)):
-        compiled, graph = make(), make()
+                 lambda: L.RandomCutout(mode="pixel", seed=0), lambda: L.GridMask(seed=0)):
+        compiled, eager = make(), make()
         compiled.jit_compile = True
-        np.testing.assert_array_equal(compiled(x), graph(x))
-    ds = tf.data.Dataset.from_tensor_slices((x, np.arange(8))).batch(4)
-    ds = ds.map(compiled, num_parallel_calls=2)  # ds.map(layer) on (images, labels)
+        tf.config.run_functions_eagerly(False)
+        out = compiled(x)
+        tf.config.run_functions_eagerly(True)
+        np.testing.assert_array_equal(out, eager(x))
+    ds = tf.data.Dataset.from_tensor_slices((x, np.arange(8))).repeat(2)
+    ds = ds.batch(8, drop_remainder=True).map(compiled, num_parallel_calls=2)  # ds.map(layer)
     batches = list(ds)
-    assert [b[0].shape for b in batches] == [(4, S, S, 3)] * 2
-    assert not np.array_equal(batches[0][0], x[:4])
-    np.testing.assert_array_equal(batches[1][1], [4, 5, 6, 7])
+    assert [b[0].shape for b in batches] == [(8, S, S, 3)] * 2
+    assert not np.array_equal(batches[0][0], x) and not np.array_equal(batches[0][0], batches[1][0])
+    np.testing.assert_array_equal(batches[1][1], np.arange(8))
 
 
 # ----------------------------------------------------------------------------- RandomCutout, GridMask
