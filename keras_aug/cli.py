@@ -10,6 +10,7 @@ SUBCOMMAND_MODULES = [
     "keras_aug.cli_demo",
     "gan.cli",
     "finetune.cli",
+    "keras_aug.adversarial.cli",
 ]
 
 
