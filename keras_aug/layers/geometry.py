@@ -64,7 +64,9 @@ class RandomFlip(AugmentationLayer):
         return {"horizontal": h, "vertical": v}
 
     def augment_images(self, images, params):
-        return ops.flip(images, params["horizontal"], params["vertical"])
+        # An axis the mode does not name is skipped, not flipped with an all-False mask.
+        return ops.flip(images, params["horizontal"] if "horizontal" in self.mode else None,
+                        params["vertical"] if "vertical" in self.mode else None)
 
     augment_segmentation_masks = augment_images
 

@@ -42,10 +42,14 @@ __all__ = [
 
 
 # --------------------------------------------------------------------------- exact index ops
-def flip(images: tf.Tensor, horizontal: tf.Tensor, vertical: tf.Tensor) -> tf.Tensor:
-    """Per-sample flips; `horizontal`/`vertical` are bool (B,). Exact, no interpolation."""
-    images = tf.where(horizontal[:, None, None, None], tf.reverse(images, axis=[2]), images)
-    return tf.where(vertical[:, None, None, None], tf.reverse(images, axis=[1]), images)
+def flip(images: tf.Tensor, horizontal: tf.Tensor | None, vertical: tf.Tensor | None) -> tf.Tensor:
+    """Per-sample flips; `horizontal`/`vertical` are bool (B,), or None to skip that axis at no
+    cost. Exact, no interpolation, any dtype."""
+    if horizontal is not None:
+        images = tf.where(horizontal[:, None, None, None], tf.reverse(images, axis=[2]), images)
+    if vertical is not None:
+        images = tf.where(vertical[:, None, None, None], tf.reverse(images, axis=[1]), images)
+    return images
 
 
 def crop(images: tf.Tensor, offset_y: tf.Tensor, offset_x: tf.Tensor, height: int,
