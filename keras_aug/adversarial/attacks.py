@@ -24,14 +24,15 @@ NORMS = ("linf", "l2")
 # Argument checks (shared with the training wrapper and the evaluation)
 
 
-def check_eps(eps, value_range=(0, 255), name: str = "eps") -> float:
-    """`eps` must be a finite number >= 0, in value_range units (at most the range's width)."""
+def check_eps(eps, value_range=(0, 255), name: str = "eps", norm: str = "linf") -> float:
+    """`eps` must be a finite number >= 0 in value_range units (for L∞, at most the range's width:
+    a larger budget usually means the units are wrong)."""
     low, high = check_value_range(value_range)
     if isinstance(eps, bool) or not isinstance(eps, numbers.Real) or not np.isfinite(eps):
         raise ValueError(f"{name} must be a non-negative number in value_range units, got {eps!r}")
     if eps < 0:
         raise ValueError(f"{name} must be >= 0 (a perturbation budget), got {eps!r}")
-    if eps > high - low:
+    if norm == "linf" and eps > high - low:
         raise ValueError(
             f"{name}={eps!r} exceeds the width of value_range={value_range!r}; budgets are in "
             f"value_range units (e.g. 0.1 * {high - low:g} = {0.1 * (high - low):g})"
@@ -88,6 +89,7 @@ def check_data_range(images, value_range, name: str = "images") -> None:
 def classification_loss(labels, outputs, from_logits: bool) -> tf.Tensor:
     """Per-sample cross-entropy for integer labels (B,) or one-hot / soft labels (B, K)."""
     outputs = tf.cast(outputs, tf.float32)
+    labels = tf.convert_to_tensor(labels)
     if labels.shape.rank is not None and labels.shape.rank == outputs.shape.rank:
         return keras.losses.categorical_crossentropy(
             tf.cast(labels, tf.float32), outputs, from_logits=from_logits)
@@ -202,8 +204,9 @@ def fgsm(
     Example:
         >>> x_adv = fgsm(model, images, labels, eps=0.1 * 255, from_logits=True)
     """
-    eps = check_eps(eps, value_range)
-    return pgd(model, images, labels, eps, steps=1, step_size=eps, random_start=False,
+    check_choice("norm", norm, NORMS)
+    eps = check_eps(eps, value_range, norm=norm)
+    return pgd(model, images, labels, eps, steps=1, step_size=eps or None, random_start=False,
                from_logits=from_logits, value_range=value_range, norm=norm)
 
 
@@ -248,9 +251,9 @@ def pgd(
         >>> x_adv = pgd(model, images, labels, eps=0.1 * 255, steps=20)
     """
     low, high = check_value_range(value_range)
-    eps = check_eps(eps, value_range)
-    steps = check_steps(steps)
     check_choice("norm", norm, NORMS)
+    eps = check_eps(eps, value_range, norm=norm)
+    steps = check_steps(steps)
     step_size = default_step_size(eps, steps) if step_size is None else check_step_size(step_size)
     images = tf.cast(tf.convert_to_tensor(images), tf.float32)
     if tf.executing_eagerly():
@@ -261,6 +264,8 @@ def pgd(
             return classification_loss(labels, outputs, from_logits)
 
     images = tf.stop_gradient(images)
+    if eps == 0:
+        return images
     if start is not None:
         start = images + project(tf.cast(start, tf.float32) - images, eps, norm)
         start = tf.clip_by_value(start, low, high)

@@ -23,6 +23,8 @@ def register(subparsers) -> None:
                         help="L∞ budget in 0..255 units for training and evaluation (default 25.5)")
     parser.add_argument("--eval-eps", type=float, nargs="+", default=None,
                         help="budgets to evaluate at (default: --eps)")
+    parser.add_argument("--eval-attacks", nargs="+", default=["fgsm", "pgd-20"],
+                        help="attacks to evaluate: fgsm, pgd-K (default: fgsm pgd-20)")
     parser.add_argument("--epochs", type=int, default=30)
     parser.add_argument("--batch-size", type=int, default=32)
     parser.add_argument("--steps", type=int, default=None,
@@ -43,7 +45,7 @@ def _adversarial(args) -> int:
     config = ExperimentConfig(
         dataset=args.dataset, mode=args.mode, eps=args.eps, epochs=args.epochs,
         batch_size=args.batch_size, steps=args.steps, beta=args.beta, ratio=args.ratio,
-        eval_eps=tuple(args.eval_eps or ()), seed=args.seed,
+        eval_eps=tuple(args.eval_eps or ()), eval_attacks=tuple(args.eval_attacks), seed=args.seed,
         verbose=1 if sys.stdout.isatty() else 2,  # progress bar, or one line per epoch in logs
     )
     print(f"kaug adversarial: {config.mode} training on {config.dataset}, ε = {config.eps:g}/255, "
@@ -62,7 +64,8 @@ def _adversarial(args) -> int:
     x_test, y_test = run["test"]
     picture = save_adversarial_examples(run["model"], x_test[:8], y_test[:8],
                                         os.path.join(args.out, "adversarial_examples.png"),
-                                        config.eps, from_logits=True, seed=config.seed)
+                                        config.eps, attack=config.eval_attacks[-1],
+                                        from_logits=True, seed=config.seed)
     model_path = os.path.join(args.out, "model.keras")
     run["model"].save(model_path)
     print(f"Wrote {args.out}/results.md, {os.path.basename(picture)}, model.keras")

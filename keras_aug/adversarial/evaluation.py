@@ -106,12 +106,12 @@ def evaluate_robustness(
         unknown = set(eps) - {name for name, *_ in parsed}
         if unknown:
             raise ValueError(f"eps names attacks not in attacks={list(attacks)}: {sorted(unknown)}")
-        budgets = {name: [check_eps(e, value_range) for e in eps.get(name, ())]
+        budgets = {name: [check_eps(e, value_range, norm=norm) for e in eps.get(name, ())]
                    for name, *_ in parsed}
     else:
         if isinstance(eps, (int, float)):
             eps = [eps]
-        values = [check_eps(e, value_range) for e in eps]
+        values = [check_eps(e, value_range, norm=norm) for e in eps]
         budgets = {name: values for name, *_ in parsed}
     batches = _batches(dataset, batch_size)
     if not batches:
@@ -186,7 +186,8 @@ def save_adversarial_examples(
 
     from_logits = resolve_from_logits(model, from_logits)
     low, high = check_value_range(value_range)
-    eps = check_eps(eps, value_range)
+    check_choice("norm", norm, NORMS)
+    eps = check_eps(eps, value_range, norm=norm)
     kind, k = _parse_attack(attack, 20)
     x = tf.constant(np.asarray(images, np.float32))
     y = np.asarray(labels)

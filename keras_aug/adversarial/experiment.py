@@ -82,9 +82,11 @@ def load_arrays(dataset: str):
         raise ValueError(f"dataset {dataset!r} has no test split to measure robustness on")
 
     def arrays(ds):
-        pairs = list(ds.as_numpy_iterator())
-        return (np.stack([x for x, _ in pairs]).astype(np.float32),
-                np.asarray([y for _, y in pairs], np.int64))
+        images, labels = [], []
+        for x, y in ds.batch(4096):  # whole batches: per-example iteration is ~10x slower
+            images.append(np.asarray(x, np.float32))
+            labels.append(np.asarray(y, np.int64))
+        return np.concatenate(images), np.concatenate(labels)
 
     return (*arrays(data.train), *arrays(data.test), data.num_classes)
 

@@ -97,8 +97,8 @@ class AdversarialTraining(keras.Model):
             raise TypeError(f"model must be a keras.Model, got {type(model).__name__}")
         self.mode = check_choice("mode", mode, MODES)
         self.value_range = check_value_range(value_range)
-        self.eps = check_eps(eps, self.value_range)
         self.norm = check_choice("norm", norm, NORMS)
+        self.eps = check_eps(eps, self.value_range, norm=norm)
         if mode == "fast_fgsm" and norm != "linf":
             raise ValueError(f"norm must be 'linf' for mode='fast_fgsm' (an FGSM step), got {norm!r}")
         self.steps = DEFAULT_STEPS[mode] if steps is None else check_steps(steps)
@@ -132,14 +132,16 @@ class AdversarialTraining(keras.Model):
         self.overfit_guard: CatastrophicOverfittingGuard | None = None
         if mode == "trades":
             self.kl_tracker = keras.metrics.Mean(name="kl")
-        if model.built:
-            self.built = True
         if getattr(model, "compiled", False) and hasattr(model, "get_compile_config"):
             config = model.get_compile_config()
             if config is not None:
                 self.compile_from_config(config)
 
     # -- serving: the plain model ---------------------------------------------------------------
+
+    def build(self, input_shape):
+        if not self.classifier.built:
+            self.classifier.build(input_shape)
 
     def call(self, inputs, training=None):
         return self.classifier(inputs, training=training)
@@ -237,7 +239,8 @@ class AdversarialTraining(keras.Model):
         if self.mode == "fast_fgsm" and self.overfit_check and first is not None:
             self.overfit_guard = CatastrophicOverfittingGuard(
                 first[0], first[1], steps=self.overfit_check_steps, drop=self.overfit_drop)
-            callbacks.append(self.overfit_guard)
+            # First, so that timing callbacks count the check in the epoch it belongs to.
+            callbacks.insert(0, self.overfit_guard)
         return super().fit(x, y, *args, callbacks=callbacks, **kwargs)
 
     # -- serialization --------------------------------------------------------------------------
@@ -262,18 +265,24 @@ class AdversarialTraining(keras.Model):
         return cls(**config)
 
 
-def _first_batch(x, y):
-    """One batch of (images, labels) from what `fit` received, or None for other input kinds."""
+def _first_batch(x, y, size: int = 128):
+    """The first `size` (images, labels) of what `fit` received (batched tf.data or arrays), or
+    None for other input kinds. 128 as Wong et al.: a 32-image batch makes the check noisy."""
     if isinstance(x, tf.data.Dataset):
-        element = next(iter(x.take(1)))
-        if not isinstance(element, (tuple, list)) or len(element) < 2:
+        spec = x.element_spec
+        if (not isinstance(spec, (tuple, list)) or len(spec) < 2
+                or spec[0].shape.rank is None or spec[0].shape.rank < 4):
             return None
-        images, labels = element[0], element[1]
-        if images.shape.rank == 3:  # unbatched dataset
-            return None
-        return np.asarray(images, np.float32), np.asarray(labels)
+        images, labels, count = [], [], 0
+        for element in x:
+            images.append(np.asarray(element[0], np.float32))
+            labels.append(np.asarray(element[1]))
+            count += len(images[-1])
+            if count >= size:
+                break
+        return np.concatenate(images)[:size], np.concatenate(labels)[:size]
     if isinstance(x, (np.ndarray, tf.Tensor)) and y is not None:
-        return np.asarray(x[:128], np.float32), np.asarray(y[:128])
+        return np.asarray(x[:size], np.float32), np.asarray(y[:size])
     return None
 
 
