@@ -42,9 +42,12 @@ def test_diff_augment_probability_zero_is_identity():
     assert diff_augment(x, KEY, policy=()) is x
 
 
-def test_translation_moves_whole_pixels_with_black_fill():
-    x = tf.random.stateless_uniform([8, 16, 16, 1], [7, 8], -1.0, 1.0)
+def test_translation_moves_whole_pixels_with_black_fill_same_in_graph():
+    # batch == width: a broadcasting slip between the two axes would go unnoticed otherwise
+    x = tf.random.stateless_uniform([16, 16, 16, 1], [7, 8], -1.0, 1.0)
     y = diff_augment(x, KEY, ("translation",)).numpy()
+    graph = tf.function(lambda t, p: diff_augment(t, KEY, ("translation",), p=p))
+    np.testing.assert_array_equal(graph(x, tf.constant(1.0)).numpy(), y)
     for a, b in zip(x.numpy(), y):
         # every output pixel is an input pixel or the fill value (-1): nearest, integer shifts
         assert np.isin(b, np.append(a, -1.0)).all()
