@@ -13,12 +13,16 @@ recompiled with discriminative learning rates (fastai / ULMFiT): the head gets `
 block below it `finetune_lr * block_lr_decay`, the next `* block_lr_decay**2`, ... applied through
 `keras.optimizers.MultiOptimizer` (present in Keras 3.15).
 
-BatchNorm: the backbone is always called with `training=False`, so every BatchNorm layer uses
-(and never updates) its moving statistics, even when unfrozen; only gamma/beta are fine-tuned.
-Keras' default momentum 0.999 needs thousands of steps to converge, so updating statistics on a
-few hundred small-data steps leaves them between two domains (measured: evaluation at chance).
-`bn_policy="adapt"` instead re-estimates the moving statistics once on the new training data
-before training (AdaBN, Li et al. 2016) and then keeps them frozen the same way.
+BatchNorm: every BatchNorm layer of the backbone stays frozen (`trainable=False`, which in Keras 3
+also runs it in inference mode), in every phase, even inside unfrozen blocks: it uses and never
+updates its moving statistics. Keras' default momentum 0.999 needs thousands of steps to converge,
+so updating statistics on a few hundred small-data steps leaves them between two domains
+(measured: evaluation at chance). Calling the backbone with `training=False` alone, as the Keras
+transfer-learning guide does, is NOT enough here: measured in Keras 3.15.1, `fit` overrides the
+`training=False` recorded for a nested model inside a functional model and the moving statistics
+drift (tests/test_finetune.py checks they do not). `bn_policy="adapt"` instead re-estimates the
+moving statistics once on the new training data before training (AdaBN, Li et al. 2016) and then
+keeps them frozen the same way.
 """
 from __future__ import annotations
 
@@ -106,14 +110,14 @@ class FinetunePlan:
                          f"learning rates: {rates}")
         if self.bn_policy == "inference":
             lines.append(
-                "- BatchNorm: kept in inference mode (backbone called with training=False): moving "
-                "statistics are used and never updated, even in unfrozen blocks, because momentum "
-                "0.999 does not converge in a few hundred small-data steps."
+                "- BatchNorm: kept in inference mode (every BN layer trainable=False, even in unfrozen "
+                "blocks): moving statistics are used and never updated, because momentum 0.999 does "
+                "not converge in a few hundred small-data steps."
             )
         else:
             lines.append(
                 "- BatchNorm: moving statistics re-estimated once on the training data (AdaBN), then "
-                "kept in inference mode (training=False) so training never updates them."
+                "kept in inference mode (trainable=False) so training never updates them."
             )
         text = "\n".join(lines)
         if print_it:
@@ -254,7 +258,8 @@ def _check_positive_int(name, value):
 
 
 def build_finetune_model(p: FinetunePlan, image_shape=None) -> keras.Model:
-    """See `FinetunePlan.build_model`. Layer names: 'resize', 'preprocess_*', 'trunk', 'head'."""
+    """See `FinetunePlan.build_model`. Layer names: 'resize', 'preprocess_*', 'trunk', 'head'
+    (GlobalAveragePooling2D -> Normalization -> Dropout -> Dense)."""
     backbone = p.new_backbone()
     image_shape = tuple(image_shape or p.input_shape)
     if len(image_shape) != 3 or image_shape[-1] not in (1, 3):
@@ -265,12 +270,17 @@ def build_finetune_model(p: FinetunePlan, image_shape=None) -> keras.Model:
         x = keras.layers.Resizing(*p.input_shape[:2], name="resize")(x)
     x = backbone.preprocess_layer()(x)
     trunk = backbone.feature_extractor(p.cut_block)
-    # training=False: BatchNorm stays in inference mode even after unfreezing (see module doc).
+    # training=False for the backbone's dropout; BatchNorm is frozen by set_trainable_blocks,
+    # because fit overrides this flag for a nested model (see module doc).
     features = trunk(x, training=False)
     head = keras.Sequential(
         [
             keras.Input(features.shape[1:]),
             keras.layers.GlobalAveragePooling2D(name="head_pool"),
+            # Standardizes the pooled features (fine_tune adapts it on the training data once):
+            # raw backbone features (e.g. VGG's, caffe-scaled) are far from unit scale, and a
+            # linear head on them trains poorly in a few hundred steps.
+            keras.layers.Normalization(axis=-1, name="head_norm"),
             keras.layers.Dropout(p.head_dropout, name="head_dropout"),
             keras.layers.Dense(p.num_classes, name="head_logits"),
         ],
@@ -294,7 +304,9 @@ def set_trainable_blocks(model: keras.Model, blocks) -> None:
         for name in block.layers:
             layer = _layer_or_none(backbone.model, name)
             if layer is not None:
-                layer.trainable = block.index in blocks
+                # BatchNorm never trains: trainable=False is what keeps it in inference mode.
+                is_bn = isinstance(layer, keras.layers.BatchNormalization)
+                layer.trainable = block.index in blocks and not is_bn
     model.trunk.trainable = True  # container flag; per-layer flags above decide
     for layer in model.trunk.layers:
         if layer.name not in backbone.block_of_layer():

@@ -25,6 +25,7 @@ domains sensibly.
 """
 from __future__ import annotations
 
+import weakref
 from dataclasses import dataclass, field
 
 import keras
@@ -169,6 +170,9 @@ def bhattacharyya(m1, v1, m2, v2, eps=1e-5) -> np.ndarray:
     return np.sqrt(2 * s1 * s2 / (v1 + v2)) * np.exp(-((m1 - m2) ** 2) / (4 * (v1 + v2)))
 
 
+_NOISE_REFERENCE: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+
+
 def _batchnorm_similarity(backbone, bns, images, batch_size, sharpness) -> SimilarityReport:
     prepare = _inputs_fn(backbone)
 
@@ -183,8 +187,11 @@ def _batchnorm_similarity(backbone, bns, images, batch_size, sharpness) -> Simil
         return out
 
     per_layer = distances(images)
-    noise = np.random.default_rng(0).uniform(0, 255, (min(len(images), 64), *images.shape[1:]))
-    reference = float(np.mean(list(distances(noise.astype(np.float32)).values())))
+    references = _NOISE_REFERENCE.setdefault(backbone.model, {})
+    if images.shape[1:] not in references:  # deterministic per backbone and image shape
+        noise = np.random.default_rng(0).uniform(0, 255, (64, *images.shape[1:]))
+        references[images.shape[1:]] = float(np.mean(list(distances(noise.astype(np.float32)).values())))
+    reference = references[images.shape[1:]]
     distance = float(np.mean(list(per_layer.values())))
     score = float(np.exp(-sharpness * distance / max(reference, 1e-12)))
     per_layer["__noise_reference__"] = reference
@@ -239,8 +246,15 @@ def adapt_batchnorm(model: keras.Model, train_ds: tf.data.Dataset) -> int:
     backbone = model.kaug_backbone
     pre = keras.Model(model.input, model.get_layer(backbone.preprocess_layer().name).output)
     batches = (images for images, _ in train_ds)
-    stats = batchnorm_input_moments(trunk, bns, batches, lambda x: pre(x, training=False),
-                                    training=True)
+    flags = [bn.trainable for bn in bns]
+    for bn in bns:
+        bn.trainable = True  # frozen BN ignores training=True; the pass needs batch statistics
+    try:
+        stats = batchnorm_input_moments(trunk, bns, batches, lambda x: pre(x, training=False),
+                                        training=True)
+    finally:
+        for bn, flag in zip(bns, flags):
+            bn.trainable = flag
     for bn, (mean, var) in zip(bns, stats):
         bn.moving_mean.assign(mean.astype("float32"))
         bn.moving_variance.assign(var.astype("float32"))

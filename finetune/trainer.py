@@ -67,6 +67,8 @@ def fine_tune(
     """
     if seed is not None:
         keras.utils.set_random_seed(seed)
+    # A dataset the caller batched keeps its order and batches (cached runs then match exactly).
+    keep_order = isinstance(train_ds, tf.data.Dataset) and _rank(train_ds) == 4
     train_ds = _as_batched(train_ds, "train_ds", batch_size, shuffle_seed=seed)
     val_ds = _as_batched(val_ds, "val_ds", batch_size) if val_ds is not None else None
     if isinstance(model_or_plan, FinetunePlan):
@@ -85,11 +87,12 @@ def fine_tune(
     monitor = monitor or ("val_accuracy" if val_ds is not None else "loss")
     if p.bn_policy == "adapt":
         adapt_batchnorm(model, train_ds)
+    cache: dict[int, tuple] = {}
+    _adapt_head_norm(model, train_ds, cache if cache_frozen_features else None)
     best = _BestWeights(model, monitor, checkpoint_path)
     history: dict[str, list] = {}
     start = time.time()
     phase_seconds = {}
-    cache: dict[int, tuple] = {}
     for number, phase in enumerate(p.phases, 1):
         t0 = time.time()
         if verbose:
@@ -101,7 +104,7 @@ def fine_tune(
                           callbacks=[best, *(callbacks or [])])
         if cache_frozen_features and 0 not in phase.trainable_blocks:
             runner, train_data, val_data = _cached_phase(model, phase, train_ds, val_ds, cache,
-                                                         batch_size, seed, jit_compile)
+                                                         batch_size, seed, jit_compile, keep_order)
             h = runner.fit(train_data, validation_data=val_data, **fit_kwargs)
         else:
             h = model.fit(train_ds, validation_data=val_ds, **fit_kwargs)
@@ -161,17 +164,40 @@ def _as_batched(ds, name, batch_size, shuffle_seed=None) -> tf.data.Dataset:
     return ds.prefetch(tf.data.AUTOTUNE)
 
 
-def _cached_phase(model, phase: Phase, train_ds, val_ds, cache, batch_size, seed, jit_compile):
+def _adapt_head_norm(model, train_ds, cache) -> None:
+    """Set the head's Normalization to the training data's pooled-feature mean/variance, once."""
+    if getattr(model, "_kaug_head_norm_adapted", False):
+        return
+    p: FinetunePlan = model.finetune_plan
+    if cache is not None:
+        if p.cut_block not in cache:
+            front = _front(model, model.kaug_backbone, p.cut_block, p)
+            cache[p.cut_block] = (_predict(front, train_ds), None)
+        features = cache[p.cut_block][0][0]
+    else:
+        front = _front(model, model.kaug_backbone, p.cut_block, p)
+        features = _predict(front, train_ds)[0]
+    model.head.get_layer("head_norm").adapt(features.mean(axis=(1, 2)))
+    model._kaug_head_norm_adapted = True
+
+
+def _rank(ds):
+    spec = ds.element_spec
+    return spec[0].shape.rank if isinstance(spec, tuple) and spec else None
+
+
+def _cached_phase(model, phase: Phase, train_ds, val_ds, cache, batch_size, seed, jit_compile,
+                  keep_order=False):
     """A sub-model over the trainable part, compiled for `phase`, and its cached inputs."""
     p: FinetunePlan = model.finetune_plan
     backbone = model.kaug_backbone
     split = min(phase.trainable_blocks) - 1 if phase.trainable_blocks else p.cut_block
-    if split not in cache:
+    if split not in cache or (cache[split][1] is None and val_ds is not None):
         front = _front(model, backbone, split, p)
-        train = _predict(front, train_ds)
+        train = cache[split][0] if split in cache else _predict(front, train_ds)
         val = _predict(front, val_ds) if val_ds is not None else None
         cache[split] = (train, val)
-    (x_train, y_train), val = cache[split]
+    (x_train, y_train, first_batch), val = cache[split]
     if split == p.cut_block:
         runner = model.head
     else:
@@ -187,9 +213,14 @@ def _cached_phase(model, phase: Phase, train_ds, val_ds, cache, batch_size, seed
         metrics=["accuracy"],
         jit_compile=jit_compile,
     )
-    train_data = (tf.data.Dataset.from_tensor_slices((x_train, y_train))
-                  .shuffle(len(x_train), seed=seed).batch(batch_size).prefetch(2))
-    val_data = tf.data.Dataset.from_tensor_slices(val).batch(256) if val is not None else None
+    train_data = tf.data.Dataset.from_tensor_slices((x_train, y_train))
+    if keep_order:
+        train_data = train_data.batch(first_batch)
+    else:
+        train_data = train_data.shuffle(len(x_train), seed=seed).batch(batch_size)
+    train_data = train_data.prefetch(2)
+    val_data = (tf.data.Dataset.from_tensor_slices(val[:2]).batch(256)
+                if val is not None else None)
     return runner, train_data, val_data
 
 
@@ -214,4 +245,4 @@ def _predict(front, ds):
     for images, labels in ds:
         xs.append(front(images).numpy())
         ys.append(labels.numpy())
-    return np.concatenate(xs), np.concatenate(ys)
+    return np.concatenate(xs), np.concatenate(ys), len(xs[0])
