@@ -624,3 +624,10 @@ class CenterCrop(RandomCrop):
 
     def _random_boxes(self, batch_size, h_in, w_in, draws):
         return self._default_boxes(batch_size, h_in, w_in)
+
+    def _crop(self, images, boxes, interpolation):
+        h_in, w_in = images.shape[1], images.shape[2]
+        if h_in is None or w_in is None:  # unknown size: the per-sample gather path
+            return super()._crop(images, boxes, interpolation)
+        top, left = (h_in - self.height) // 2, (w_in - self.width) // 2
+        return images[:, top:top + self.height, left:left + self.width]  # a static slice

@@ -301,42 +301,43 @@ def _resample(images: tf.Tensor, matrices: tf.Tensor, out_h, out_w, interpolatio
     base = tf.range(b)[:, None, None] * (h_in * w_in)
     out_shape = [b, out_h, out_w, channels]
 
-    def read(yi, xi):
-        yi, vy = _map_index(yi, h_in, fill_mode)
-        xi, vx = _map_index(xi, w_in, fill_mode)
-        values = tf.reshape(tf.gather(flat, tf.reshape(base + yi * w_in + xi, [-1])), out_shape)
-        valid = None if vy is None else (vy & vx)
-        return values, valid
+    def gather(rows, cols):
+        return tf.reshape(tf.gather(flat, tf.reshape(rows + cols, [-1])), out_shape)
 
     if interpolation == "nearest":
-        yi = tf.cast(tf.floor(y_in + 0.5), tf.int32)
-        xi = tf.cast(tf.floor(x_in + 0.5), tf.int32)
-        values, valid = read(yi, xi)
-        if valid is None:
+        yi, vy = _map_index(tf.cast(tf.floor(y_in + 0.5), tf.int32), h_in, fill_mode)
+        xi, vx = _map_index(tf.cast(tf.floor(x_in + 0.5), tf.int32), w_in, fill_mode)
+        values = gather(base + yi * w_in, xi)
+        if vy is None:
             return values
-        return tf.where(valid[..., None], values, tf.cast(fill_value, images.dtype))
+        return tf.where((vy & vx)[..., None], values, tf.cast(fill_value, images.dtype))
 
     if not images.dtype.is_floating:
         raise TypeError(
             f"bilinear warp needs float images, got dtype {images.dtype.name}; "
             "use interpolation='nearest' for integer images such as masks")
     x0f, y0f = tf.floor(x_in), tf.floor(y_in)
-    wx, wy = x_in - x0f, y_in - y0f
     x0, y0 = tf.cast(x0f, tf.int32), tf.cast(y0f, tf.int32)
-    corners = ((y0, x0, (1.0 - wy) * (1.0 - wx)), (y0, x0 + 1, (1.0 - wy) * wx),
-               (y0 + 1, x0, wy * (1.0 - wx)), (y0 + 1, x0 + 1, wy * wx))
+    # Index maps and weights per axis (computed once, shared by the 4 corners); in constant
+    # mode a corner outside the image gets weight 0 and its share goes to fill_value.
+    wx1, wy1 = x_in - x0f, y_in - y0f
+    wx0, wy0 = 1.0 - wx1, 1.0 - wy1
+    c0, vx0 = _map_index(x0, w_in, fill_mode)
+    c1, vx1 = _map_index(x0 + 1, w_in, fill_mode)
+    r0, vy0 = _map_index(y0, h_in, fill_mode)
+    r1, vy1 = _map_index(y0 + 1, h_in, fill_mode)
+    if vx0 is not None:
+        wx0, wx1 = tf.where(vx0, wx0, 0.0), tf.where(vx1, wx1, 0.0)
+        wy0, wy1 = tf.where(vy0, wy0, 0.0), tf.where(vy1, wy1, 0.0)
+    r0, r1 = base + r0 * w_in, base + r1 * w_in
     out = None
-    outside = None  # summed weight of corners outside the image (constant mode)
-    for yi, xi, weight in corners:
-        values, valid = read(yi, xi)
-        if valid is not None:
-            outside_w = tf.where(valid, 0.0, weight)
-            outside = outside_w if outside is None else outside + outside_w
-            weight = tf.where(valid, weight, 0.0)
-        term = values * tf.cast(weight[..., None], images.dtype)
-        out = term if out is None else out + term
-    if outside is not None and not (isinstance(fill_value, (int, float)) and fill_value == 0):
-        out = out + tf.cast(outside[..., None] * fill_value, images.dtype)
+    for rows, wy in ((r0, wy0), (r1, wy1)):
+        for cols, wx in ((c0, wx0), (c1, wx1)):
+            term = gather(rows, cols) * tf.cast((wy * wx)[..., None], images.dtype)
+            out = term if out is None else out + term
+    if vx0 is not None and not (isinstance(fill_value, (int, float)) and fill_value == 0):
+        inside = (wy0 + wy1) * (wx0 + wx1)
+        out = out + tf.cast((1.0 - inside)[..., None] * fill_value, images.dtype)
     return out
 
 
