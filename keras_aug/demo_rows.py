@@ -42,9 +42,30 @@ def export_augmentation(seed: int = 0) -> keras.layers.Layer:
     return keras_aug_basic(seed)
 
 
+def puzzlemix_run(data, seed: int, config) -> tuple[float, dict]:
+    """The demo CNN trained through `PuzzleMixModel` (saliency and mixing inside train_step)."""
+    from keras_aug.data import make_pipeline
+    from keras_aug.demo import _Accuracy, _Loss, small_cnn
+    from keras_aug.layers import PuzzleMixModel
+
+    trainer = PuzzleMixModel(small_cnn(data.image_shape, data.num_classes, seed),
+                             grid_sizes=(2, 4, 8), seed=seed)  # 32x32 digits: blocks >= 4 px
+    trainer.compile(keras.optimizers.Adam(1e-3), loss=_Loss(), metrics=[_Accuracy()],
+                    jit_compile=True)
+    pipeline = make_pipeline(data.train, batch_size=config.batch_size, repeat=True, seed=seed)
+    history = trainer.fit(pipeline, epochs=config.evals, verbose=0, validation_data=data.test,
+                          steps_per_epoch=max(1, config.steps // config.evals))
+    return float(trainer.evaluate(data.test, verbose=0)[1]), history.history
+
+
 def demo_rows() -> list[DemoRow]:
+    from keras_aug.layers import CutMix, MixUp
+
     return [
         DemoRow("no augmentation", in_quick=True),
         DemoRow("Keras built-in (rotation+translation+zoom)", augment=keras_builtin, in_quick=True),
         DemoRow("keras_aug basic (affine/colour/erasing)", augment=keras_aug_basic, in_quick=True),
+        DemoRow("MixUp", augment=lambda seed: MixUp(alpha=0.2, num_classes=10, seed=seed)),
+        DemoRow("CutMix", augment=lambda seed: CutMix(alpha=1.0, num_classes=10, seed=seed)),
+        DemoRow("PuzzleMix", run=puzzlemix_run),
     ]
