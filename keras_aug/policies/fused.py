@@ -127,15 +127,23 @@ class _Context:
         self.height, self.width = height, width
         self.fill_value, self.cutout_centers = fill_value, cutout_centers
 
+        # parameters and choices for all slots at once (fewer graph ops than per slot)
+        self._values, self._chosen = {}, {}
+
     def chosen(self, k: int, name: str) -> tf.Tensor | None:
         """(B,) bool: images whose slot k is op `name`; None when the policy never uses it."""
         if name not in self.names:
             return None
-        return tf.equal(self.ops[:, k], self.names.index(name))
+        if name not in self._chosen:
+            self._chosen[name] = tf.equal(self.ops, self.names.index(name))
+        return self._chosen[name][:, k]
 
     def parameter(self, k: int, name: str, where: tf.Tensor):
-        value = op_parameter(name, self.magnitudes[:, k], self.signs[:, k], space=self.space,
-                             height=self.height, width=self.width, value_range=self.value_range)
+        if name not in self._values:
+            self._values[name] = op_parameter(
+                name, self.magnitudes, self.signs, space=self.space, height=self.height,
+                width=self.width, value_range=self.value_range)
+        value = self._values[name][:, k]
         identity = tf.cast(identity_parameter(name, self.value_range), value.dtype)
         return tf.where(where, value, identity)
 
@@ -145,10 +153,12 @@ def _apply_to_chosen(x: tf.Tensor, costly, capacity: int = 8) -> tf.Tensor:
 
     `costly` is a list of `(chosen (B,) bool, fn(images, *params), params)`; each image chose at
     most one of them. For ops that cost far more than an elementwise pass (equalize's histograms,
-    sharpness' 3x3 filter, autocontrast's reductions): the chosen images, sorted by op, are gathered
-    in fixed-size chunks (static shapes for XLA); in each chunk an op runs only if one of the
-    chunk's images chose it, and the chunk is added back as a delta with one scatter. The loop runs
-    ceil(count / capacity) times, zero when no image chose a costly op.
+    sharpness' 3x3 filter, autocontrast's reductions): only the images that chose one of them are
+    gathered, in fixed-size chunks (static shapes for XLA), and each chunk is added back as a delta
+    with one scatter. The loop runs ceil(count / capacity) times, zero when no image chose a
+    costly op. Within a chunk (<= capacity chosen images) the costly ops are evaluated together
+    and each image keeps its own: a branch per op costs more to build and compile (two function
+    graphs per `tf.cond`) than evaluating three ops on a handful of images.
     """
     static_b = x.shape[0]
     cap = min(capacity, static_b) if static_b else capacity
@@ -169,12 +179,8 @@ def _apply_to_chosen(x: tf.Tensor, costly, capacity: int = 8) -> tf.Tensor:
         out = sub
         for chosen, fn, params in costly:
             here = tf.gather(chosen, idx) & valid
-            sub_params = [tf.gather(p, idx) for p in params]
-
-            def run(out=out, here=here, fn=fn, sub_params=sub_params):
-                return tf.where(here[:, None, None, None], fn(out, *sub_params), out)
-
-            out = tf.cond(tf.reduce_any(here), run, lambda out=out: out)
+            done = fn(sub, *[tf.gather(p, idx) for p in params])
+            out = tf.where(here[:, None, None, None], done, out)
         return i + 1, tf.tensor_scatter_nd_add(x, idx[:, None], out - sub)
 
     _, x = tf.while_loop(lambda i, x: i < chunks, body, (tf.constant(0), x))
