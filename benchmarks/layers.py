@@ -171,7 +171,26 @@ CASES: list[Case] = [
     Case("GridMask", lambda: L.GridMask(), None,
          (lambda: A.GridDropout(ratio=0.5, p=1.0)) if A else None),
     # --- mix
-    # --- policies
+    # --- policies: ours per sample and fused (one warp); Keras' RandAugment picks ops per batch
+    # and computes all of them; albumentations' RandAugment-like SomeOf(n=2) over 14 ops, collated.
+    Case("RandAugment N=2 M=9", lambda: L.RandAugment(2, 9),
+         lambda: keras.layers.RandAugment(value_range=(0, 255), num_ops=2, factor=0.9),
+         (lambda: A.SomeOf([
+             A.NoOp(p=1.0), A.Affine(shear={"x": (-17, 17)}, p=1.0),
+             A.Affine(shear={"y": (-17, 17)}, p=1.0),
+             A.Affine(translate_percent={"x": (-0.45, 0.45)}, p=1.0),
+             A.Affine(translate_percent={"y": (-0.45, 0.45)}, p=1.0),
+             A.Affine(rotate=(-30, 30), p=1.0),
+             A.RandomBrightnessContrast((-0.9, 0.9), (0, 0), p=1.0),
+             A.RandomBrightnessContrast((0, 0), (-0.9, 0.9), p=1.0),
+             A.ColorJitter(0, 0, (0.1, 1.9), 0, p=1.0), A.Sharpen(p=1.0),
+             A.Posterize(4, p=1.0), A.Solarize(p=1.0), A.AutoContrast(p=1.0),
+             A.Equalize(p=1.0)], n=2, p=1.0)) if A else None, goal=50.0),
+    Case("AugMix severity 3, width 3", lambda: L.AugMix(3, 3, -1),
+         lambda: keras.layers.AugMix(value_range=(0, 255)), goal=3.0),
+    Case("TrivialAugmentWide (no Keras layer)", lambda: L.TrivialAugmentWide()),
+    Case("AutoAugment imagenet (no Keras layer)", lambda: L.AutoAugment("imagenet")),
+    Case("AutoAugment cifar10 (no Keras layer)", lambda: L.AutoAugment("cifar10")),
 ]
 
 SETTINGS = {32: (256, 40), 224: (64, 8)}  # size -> (batch, batches per pass)

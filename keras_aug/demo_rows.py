@@ -58,6 +58,20 @@ def puzzlemix_run(data, seed: int, config) -> tuple[float, dict]:
     return float(trainer.evaluate(data.test, verbose=0)[1]), history.history
 
 
+def policy_rows() -> list[DemoRow]:
+    """Automated augmentation policies (per sample, fused); magnitudes from
+    examples/policies_table.py (README, section policies)."""
+    from keras_aug.layers import AutoAugment, RandAugment, TrivialAugmentWide
+
+    return [
+        DemoRow("RandAugment", augment=lambda seed: RandAugment(2, 9, seed=seed), in_quick=False),
+        DemoRow("TrivialAugmentWide", augment=lambda seed: TrivialAugmentWide(seed=seed),
+                in_quick=False),
+        DemoRow("AutoAugment (cifar10)", augment=lambda seed: AutoAugment("cifar10", seed=seed),
+                in_quick=False),
+    ]
+
+
 def demo_rows() -> list[DemoRow]:
     from keras_aug.layers import CutMix, MixUp
 
@@ -68,4 +82,5 @@ def demo_rows() -> list[DemoRow]:
         DemoRow("MixUp", augment=lambda seed: MixUp(alpha=0.2, num_classes=10, seed=seed)),
         DemoRow("CutMix", augment=lambda seed: CutMix(alpha=1.0, num_classes=10, seed=seed)),
         DemoRow("PuzzleMix", run=puzzlemix_run),
+        *policy_rows(),
     ]
