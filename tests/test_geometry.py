@@ -73,8 +73,11 @@ def test_identity_at_zero_magnitude(factory):
 
 def test_uint8_in_uint8_out_and_single_image():
     x = images().astype(np.uint8)
-    out = L.RandomRotation(0.1, seed=0)(x)
+    layer = L.RandomRotation(0.1, seed=0)
+    out = layer(x)
     assert out.dtype == tf.uint8 and out.shape == x.shape
+    # a single image after a batch on the same layer (the engine once lost the rank here)
+    assert layer(x[0]).shape == x[0].shape
     single = L.RandomCrop(8, 10, seed=0)(x[0])
     assert single.shape == (8, 10, 3) and single.dtype == tf.uint8
 

@@ -28,7 +28,7 @@ IMAGES, LABELS, MASKS = "images", "labels", "segmentation_masks"
 
 # One compiled apply function per layer, kept outside the layer so that neither Keras nor
 # SavedModel tracking tries to serialize it.
-_COMPILED: "weakref.WeakKeyDictionary[AugmentationLayer, tf.types.experimental.GenericFunction]"
+_COMPILED: "weakref.WeakKeyDictionary[AugmentationLayer, dict]"  # input rank -> tf.function
 _COMPILED = weakref.WeakKeyDictionary()
 
 
@@ -114,10 +114,14 @@ class AugmentationLayer(keras.layers.Layer):
                 key = tf.bitwise.bitwise_xor(key, tf.raw_ops.RandomUniformInt(
                     shape=[2], minval=tf.constant(0, tf.int64), maxval=tf.constant(2**62, tf.int64),
                     seed=0, seed2=0))
-        fn = _COMPILED.get(self)
+        # One function per input rank: with reduce_retracing, a rank-3 call after a rank-4 one
+        # would otherwise retrace with an unknown rank and mistake the image for a batch.
+        fns = _COMPILED.setdefault(self, {})
+        rank = data[IMAGES].shape.rank
+        fn = fns.get(rank)
         if fn is None:
             fn = tf.function(self._augment_batch, jit_compile=self.jit_compile, reduce_retracing=True)
-            _COMPILED[self] = fn
+            fns[rank] = fn
         tensors = {k: v for k, v in data.items() if k in (IMAGES, LABELS, MASKS)}
         return {**data, **fn(tensors, key)}  # other keys pass through untouched
 
