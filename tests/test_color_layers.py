@@ -65,7 +65,8 @@ def test_layer_invariants(cls, kwargs, identity):
     compiled = layer.augment({"images": xf}, key)["images"].numpy()
     assert np.array_equal(compiled, layer.augment({"images": xf}, key)["images"].numpy())
     assert not np.array_equal(compiled, layer.augment({"images": xf}, other)["images"].numpy())
-    plain = no_xla(cls(**kwargs))
+    plain = no_xla(cls(seed=3, **kwargs))
+    np.testing.assert_allclose(np.asarray(plain(xf)), out, atol=1e-3)  # same seed, same sequence
     np.testing.assert_allclose(plain.augment({"images": xf}, key)["images"].numpy(), compiled, atol=1e-3)
     # value_range (0, 1) is (0, 255) scaled
     unit = no_xla(cls(value_range=(0, 1), **kwargs))
@@ -103,16 +104,14 @@ def test_tf_data_and_model_fit():
     xb, yb = next(iter(mapped))
     assert xb.dtype == tf.uint8 and not np.array_equal(xb, x[:8]) and np.array_equal(yb, y[:8])
     inputs = keras.Input((16, 16, 3))
-    h = L.RandomAutoContrast(p=0.5, seed=0)(inputs)
-    h = L.RandomSharpness(seed=0)(L.RandomSolarize(seed=0)(h))
-    h = keras.layers.Rescaling(1 / 255.0)(h)
+    h = keras.layers.Rescaling(1 / 255.0)(L.RandomSolarize(seed=0)(inputs))
     outputs = keras.layers.Dense(2)(keras.layers.GlobalAveragePooling2D()(h))
     model = keras.Model(inputs, outputs)
     model.compile("adam", keras.losses.SparseCategoricalCrossentropy(from_logits=True), jit_compile=False)
-    history = model.fit(ds.map(lambda a, b: (tf.cast(a, tf.float32), b)), epochs=1, verbose=0)
+    history = model.fit(mapped, epochs=1, verbose=0, shuffle=False)
     assert np.isfinite(history.history["loss"][0])
     xf = x.astype(np.float32)
-    plain = np.asarray(model.layers[-1](model.layers[-2](model.layers[-3](xf))))
+    plain = np.asarray(model.layers[-1](model.layers[-2](model.layers[-3](xf))))  # no RandomSolarize
     np.testing.assert_allclose(model.predict(xf, verbose=0), plain, atol=1e-5)  # served = identity
 
 
