@@ -29,7 +29,8 @@ class Case:
     albumentations: Callable[[], Callable] | None = None  # per-image uint8 numpy transform
     takes_labels: bool = False  # mixing layers need (images, labels)
     goal: float | None = None  # required ratio ours/keras
-    note: Callable[[float | None, float | None], str] | None = None  # (ours, keras) -> line under the table
+    # (ours, keras) img/s -> a line printed under the table
+    note: Callable[[float | None, float | None], str] | None = None
 
 
 def sample_images(size: int, n: int, channels: int = 3, seed: int = 0) -> np.ndarray:

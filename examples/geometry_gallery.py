@@ -46,7 +46,9 @@ def main(argv=None) -> None:
     tiles, titles = [], []
     for name, factory in LAYERS:
         out = factory()(batch)
-        out = tf.image.resize(out, (SIZE, SIZE)).numpy() if out.shape[1] != SIZE else np.asarray(out)
+        if out.shape[1] != SIZE:  # crops: back to the grid's tile size
+            out = tf.image.resize(out, (SIZE, SIZE))
+        out = np.asarray(out)
         tiles += [photo.astype("float32"), *out]
         titles += [name, *[""] * len(out)]
     os.makedirs(os.path.dirname(args.out) or ".", exist_ok=True)

@@ -1,4 +1,4 @@
-"""Geometric layers: invariants, Keras-compatible conventions, Keras' defects, errors, end to end."""
+"""Geometric layers: invariants, Keras conventions, Keras' defects, errors, end to end."""
 import math
 
 import keras
@@ -301,3 +301,7 @@ def test_bad_inputs():
         layer(np.zeros((2, 2, 4, 4, 3), "float32"))
     with pytest.raises(TypeError, match="images must be float .* or uint8, got dtype int32"):
         layer(np.zeros((2, 4, 4, 3), "int32"))
+    with pytest.raises(ValueError, match="images must have rank 4 .* got rank 5"):
+        L.RandomCrop(2, 2)(np.zeros((2, 2, 4, 4, 3), "float32"), training=False)
+    with pytest.raises(ValueError, match="images is an empty batch"):
+        L.RandomAffine(rotation=0.1)(np.zeros((0, 4, 4, 3), "float32"))

@@ -1,4 +1,4 @@
-"""keras_aug.ops.geometry: the gather resampler against TF's own kernel, matrix conventions, crops."""
+"""keras_aug.ops.geometry: the resampler against TF's own kernel, matrix conventions, crops."""
 import math
 
 import numpy as np
@@ -48,7 +48,8 @@ def test_warp_perspective_matches_v3_and_compiles():
 def test_warp_matches_v3_for_any_affine(angle, tx, shear, zoom):
     x = images(b=1, h=6, w=8, seed=2)
     one = lambda v: tf.constant([v], tf.float32)  # noqa: E731
-    m = g.compose(g.zoom_matrix(one(zoom), one(zoom), 6, 8), g.shear_matrix(one(shear), one(0.0), 6, 8),
+    m = g.compose(g.zoom_matrix(one(zoom), one(zoom), 6, 8),
+                  g.shear_matrix(one(shear), one(0.0), 6, 8),
                   g.rotation_matrix(one(angle), 6, 8), g.translation_matrix(one(tx), one(-tx)))
     np.testing.assert_allclose(g.warp(x, m, fill_mode="reflect").numpy(),
                                g._warp_v3(x, m, fill_mode="reflect").numpy(), atol=2e-3)

@@ -18,7 +18,12 @@ import tensorflow as tf
 
 from keras_aug.core import AugmentationLayer
 from keras_aug.core.base import IMAGES, MASKS, _restore_dtype, _standardize
-from keras_aug.core.validation import check_choice, check_probability, check_range
+from keras_aug.core.validation import (
+    check_choice,
+    check_images,
+    check_probability,
+    check_range,
+)
 from keras_aug.ops import geometry as ops
 
 __all__ = [
@@ -97,7 +102,8 @@ class _WarpLayer(AugmentationLayer):
         self.interpolation = check_choice("interpolation", interpolation, ops.INTERPOLATIONS)
         self.fill_mode = check_choice("fill_mode", fill_mode, ops.FILL_MODES)
         if isinstance(fill_value, bool) or not isinstance(fill_value, (int, float)):
-            raise ValueError(f"fill_value must be a number (in value_range units), got {fill_value!r}")
+            raise ValueError(
+                f"fill_value must be a number (in value_range units), got {fill_value!r}")
         self.fill_value = float(fill_value)
 
     def augment_images(self, images, params):
@@ -409,6 +415,7 @@ class _CropLayer(AugmentationLayer):
         if labels is not None:
             inputs = (inputs, labels)
         data, restore = _standardize(inputs)
+        check_images(data[IMAGES], self.channels)  # also on the inference path
         self._check_image_size(data[IMAGES])
         if training is None:
             training = self._is_pipeline_call()

@@ -255,7 +255,8 @@ def warp(images: tf.Tensor, matrices: tf.Tensor, interpolation: str = "bilinear"
     respect to `images` (and `matrices`, through the bilinear weights).
     """
     if interpolation not in INTERPOLATIONS:
-        raise ValueError(f"interpolation must be one of {list(INTERPOLATIONS)}, got {interpolation!r}")
+        raise ValueError(
+            f"interpolation must be one of {list(INTERPOLATIONS)}, got {interpolation!r}")
     if fill_mode not in FILL_MODES:
         raise ValueError(f"fill_mode must be one of {list(FILL_MODES)}, got {fill_mode!r}")
     if images.shape.rank != 4:
