@@ -288,7 +288,5 @@ def pgd(
 
 random_start_fn = random_start  # `pgd` has an argument of the same name
 
-ATTACKS = {"fgsm": fgsm, "pgd": pgd}
-
 __all__ = ["fgsm", "pgd", "project", "random_start", "classification_loss", "kl_divergence",
-           "check_eps", "check_steps", "check_step_size", "check_data_range", "NORMS", "ATTACKS"]
+           "check_eps", "check_steps", "check_step_size", "check_data_range", "NORMS"]
