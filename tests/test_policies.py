@@ -141,10 +141,14 @@ def test_cutout_square_of_magnitude_side(photo):
 # ----------------------------------------------------------------- fused order
 def test_fused_sequence_equals_sequential_application(photo):
     for names, mags in [(["Rotate", "Solarize"], [0.7, 0.4]), (["Solarize", "Rotate"], [0.4, 0.7]),
-                        (["Posterize", "Contrast"], [1.0, 0.8]), (["Equalize", "ShearY"], [0, 0.9])]:
+                        (["Posterize", "Contrast"], [1.0, 0.8]), (["Equalize", "ShearY"], [0, 0.9]),
+                        (["Posterize", "Contrast", "Solarize"], [1.0, 0.8, 0.5]),
+                        (["Rotate", "Equalize", "Brightness"], [0.5, 0, 0.6]),
+                        (["Invert", "Color", "TranslateY"], [0, 0.9, 0.3])]:
         fused = run_ops(photo, names, mags)
-        step = run_ops(photo, names[:1], mags[:1])
-        step = run_ops(step, names[1:], mags[1:])
+        step = photo
+        for name, m in zip(names, mags):
+            step = run_ops(step, [name], [m])
         np.testing.assert_allclose(fused, step, atol=1e-3, err_msg=str(names))
 
 

@@ -45,8 +45,14 @@ class _FusedPolicy(AugmentationLayer):
     op_names: tuple[str, ...] = ()
     space = "standard"
 
-    def __init__(self, interpolation: str = "bilinear", fill_value: float | None = None, **kwargs):
+    def __init__(self, interpolation: str = "bilinear", fill_value: float | None = None,
+                 jit_compile: bool = True, **kwargs):
         super().__init__(**kwargs)
+        if not isinstance(jit_compile, bool):
+            raise TypeError(f"jit_compile must be True or False, got {jit_compile!r}")
+        # XLA makes large batches several times faster but compiling these fused graphs takes
+        # seconds; for tiny images or short runs (the digits demo) a plain graph is cheaper.
+        self.jit_compile = self.supports_jit = jit_compile
         self.interpolation = check_choice("interpolation", interpolation, INTERPOLATIONS)
         if fill_value is not None:
             fill_value = _check_number("fill_value", fill_value, float("-inf"))
@@ -75,7 +81,7 @@ class _FusedPolicy(AugmentationLayer):
 
     def get_config(self):
         return {**super().get_config(), "interpolation": self.interpolation,
-                "fill_value": self.fill_value}
+                "fill_value": self.fill_value, "jit_compile": self.jit_compile}
 
 
 @keras.saving.register_keras_serializable(package="keras_aug")
@@ -96,6 +102,8 @@ class RandAugment(_FusedPolicy):
         ops: registry op names to draw from; default the paper's 14 ops (torchvision's list).
         interpolation: `"bilinear"` or `"nearest"` for the warp.
         fill_value: fill for pixels warped in from outside (default `value_range[0]`, black).
+        jit_compile: compile the apply step with XLA (default). False skips a compile of a few
+            seconds per layer, worth it for small images and short runs.
         p, value_range, seed: see `AugmentationLayer`.
 
     Example:
@@ -150,7 +158,7 @@ class TrivialAugmentWide(_FusedPolicy):
     Args:
         num_magnitude_bins: number of magnitude levels (bin 0 = identity strength).
         ops: registry op names (default torchvision's 14).
-        interpolation, fill_value: see `RandAugment`.
+        interpolation, fill_value, jit_compile: see `RandAugment`.
         p, value_range, seed: see `AugmentationLayer`.
 
     Example:
@@ -186,7 +194,7 @@ class AutoAugment(_FusedPolicy):
     Args:
         policy: `"imagenet"`, `"cifar10"`, `"svhn"`, a path to a policy JSON file (see
             `keras_aug.policies.Policy`), a policy dict or a `Policy`.
-        interpolation, fill_value: see `RandAugment`.
+        interpolation, fill_value, jit_compile: see `RandAugment`.
         p, value_range, seed: see `AugmentationLayer`.
 
     Levels 0-9 map to torchvision's magnitude bins (`policies.registry`). Geometry is fused into
@@ -243,7 +251,7 @@ class AugMix(_FusedPolicy):
         alpha: Dirichlet and Beta concentration.
         all_ops: also use Color/Contrast/Brightness/Sharpness (torchvision's default True; the
             paper leaves them out to avoid overlap with ImageNet-C corruptions).
-        interpolation, fill_value: see `RandAugment`.
+        interpolation, fill_value, jit_compile: see `RandAugment`.
         p, value_range, seed: see `AugmentationLayer`.
 
     For the JSD consistency loss use `keras_aug.policies.AugMixViews(layer)` in the pipeline and

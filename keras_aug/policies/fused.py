@@ -14,8 +14,10 @@ How the order of ops is kept:
   images that chose it. Costly ops (Equalize, AutoContrast, Sharpness) run only on the images
   that chose them, gathered in fixed-size chunks (`_apply_to_chosen`), not on the whole batch.
 - For each image, a colour op that comes BEFORE its last geometric op runs before the warp; one
-  that comes AFTER it runs after the warp. So slots 1..K run before the warp and slots 2..K after
-  it (2K - 1 colour slots, each only touching the images for which it is active).
+  that comes AFTER it runs after the warp; an image without geometric ops runs its first K-1 ops
+  before the warp and its last op after it (its warp matrix is the identity, which resamples
+  exactly). So slots 1..K-1 run before the warp and slots 2..K after it: 2K - 2 colour slots
+  (2 for RandAugment N=2 and AutoAugment, 1 for TrivialAugment).
   This is exactly sequential for every image whose geometric ops are consecutive: all of
   TrivialAugment (K=1), AutoAugment (K=2), RandAugment with N <= 2, and AugMix chains up to depth
   2. Only a colour op sandwiched between two geometric ops (possible for N >= 3) is moved before
@@ -98,8 +100,13 @@ def apply_op_sequence(
         last_geom = -tf.ones_like(ops[:, 0])
 
     x = images
-    for k in range(num_slots):  # colour ops before each image's last geometric op
-        active = ~is_geom[:, k] & ((k < last_geom) | (last_geom < 0))
+    colour_only = last_geom < 0  # images without any geometric op
+    last = num_slots - 1
+    # Before the warp: colour ops preceding the image's last geometric op, and all but the last
+    # op of colour-only images. After it: colour ops following the last geometric op, and the
+    # last op of colour-only images (for them the warp is the identity). 2K - 2 colour slots.
+    for k in range(num_slots if not geometric else last):
+        active = ~is_geom[:, k] & ((k < last_geom) | colour_only)
         x = _color_slot(x, k, active, ctx)
     if geometric:
         matrices = _slot_matrix(0, ctx)
@@ -111,8 +118,9 @@ def apply_op_sequence(
                                      fill_mode="constant", fill_value=fill_value)
 
         x = tf.cond(tf.reduce_any(is_geom), warp, lambda: x)
-        for k in range(1, num_slots):  # colour ops after each image's last geometric op
-            active = ~is_geom[:, k] & (last_geom >= 0) & (k > last_geom)
+        for k in range(0 if num_slots == 1 else 1, num_slots):
+            after = (k > last_geom) & ~colour_only
+            active = ~is_geom[:, k] & (after | (colour_only & (k == last)))
             x = _color_slot(x, k, active, ctx)
     return x
 
