@@ -196,7 +196,6 @@ def test_save_load_and_export_serve_the_plain_model(trained, tmp_path):
     assert (loaded.mode, loaded.eps, loaded.from_logits) == ("fast_fgsm", 10.0, True)
     expected = model.predict(x, verbose=0)
     np.testing.assert_allclose(loaded.predict(x, verbose=0), expected, atol=1e-5)
-    loaded.fit(x, y, batch_size=32, epochs=1, verbose=0)  # still trainable after loading
     export_dir = str(tmp_path / "served")
     adv.export(export_dir, verbose=False)
     reloaded = tf.saved_model.load(export_dir)  # keep a reference while serving
@@ -329,13 +328,25 @@ def test_value_range_mismatch_is_caught(trained):
 # -- CLI ----------------------------------------------------------------------------------------
 
 
-@pytest.mark.slow
-def test_cli_runs_on_digits(tmp_path, capsys):
+def write_image_folder(root, n_per_class=8):
+    """train/ and test/ folders of 8x8 grey PNGs, one subfolder per class (a tiny dataset)."""
+    from PIL import Image
+
+    x, y = make_data(2 * n_per_class * CLASSES, seed=3)
+    for i, (image, label) in enumerate(zip(x, y)):
+        folder = root / ("train" if i % 2 else "test") / f"class{label}"
+        folder.mkdir(parents=True, exist_ok=True)
+        Image.fromarray(image[..., 0].astype("uint8"), "L").save(folder / f"{i}.png")
+    return root
+
+
+def test_cli_trains_evaluates_and_writes_outputs(tmp_path, capsys):
     from keras_aug.cli import main
 
+    data = write_image_folder(tmp_path / "data")
     out = tmp_path / "adv"
-    assert main(["adversarial", "--dataset", "digits", "--mode", "fast_fgsm", "--epochs", "1",
-                 "--eps", "25.5", "--eval-attacks", "fgsm", "pgd-2", "--out", str(out)]) == 0
+    assert main(["adversarial", "--dataset", f"folder:{data}", "--mode", "fast_fgsm", "--epochs",
+                 "1", "--eps", "25.5", "--eval-attacks", "fgsm", "pgd-2", "--out", str(out)]) == 0
     printed = capsys.readouterr().out
     assert "| pgd-2 | linf | 25.5 | 0.100 |" in printed and "CPU-s/epoch" in printed
     assert {"results.md", "adversarial_examples.png", "model.keras"} <= set(os.listdir(out))

@@ -125,10 +125,10 @@ def evaluate_robustness(
                  tf.TensorSpec((None, *y0.shape[1:]), tf.as_dtype(y0.dtype))]
 
     def compiled(fn):
-        return tf.function(fn, input_signature=signature)
+        return tf.function(fn, input_signature=signature, autograph=False)
 
     predict = tf.function(lambda x: tf.argmax(model(x, training=False), axis=-1),
-                          input_signature=signature[:1])
+                          input_signature=signature[:1], autograph=False)
     n = sum(len(x) for x, _ in batches)
 
     def accuracy(make_images) -> float:

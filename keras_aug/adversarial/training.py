@@ -35,6 +35,7 @@ from keras_aug.adversarial.outputs import resolve_from_logits
 from keras_aug.core.validation import check_choice, check_value_range
 
 MODES = ("pgd", "fast_fgsm", "trades")
+_plain = tf.autograph.experimental.do_not_convert  # no tensor-dependent Python control flow here
 DEFAULT_STEPS = {"pgd": 7, "fast_fgsm": 1, "trades": 10}
 
 
@@ -148,6 +149,7 @@ class AdversarialTraining(keras.Model):
 
     # -- training -------------------------------------------------------------------------------
 
+    @_plain
     def attack(self, images, labels) -> tf.Tensor:
         """Adversarial versions of `images` against the current weights (mode's attack)."""
         if self.mode == "trades":
@@ -156,6 +158,7 @@ class AdversarialTraining(keras.Model):
                    step_size=self.step_size, random_start=True, from_logits=self.from_logits,
                    value_range=self.value_range, norm=self.norm, seed=self.seed_generator)
 
+    @_plain
     def adversarial_batch(self, images, labels) -> tuple[tf.Tensor, tf.Tensor]:
         """The batch `train_step` trains on for pgd/fast_fgsm, and a mask of its attacked rows.
 
@@ -171,6 +174,7 @@ class AdversarialTraining(keras.Model):
         x_train = tf.concat([images[:n_clean], x_adv], axis=0)
         return x_train, tf.range(batch) >= n_clean
 
+    @_plain
     def train_step(self, data):
         x, y, sample_weight = keras.utils.unpack_x_y_sample_weight(data)
         if self.mode == "trades":
@@ -185,6 +189,7 @@ class AdversarialTraining(keras.Model):
         self._apply(tape, loss)
         return self.compute_metrics(x_train, y, y_pred, sample_weight=sample_weight)
 
+    @_plain
     def _trades_attack(self, images, labels):
         images = tf.cast(images, tf.float32)
         p_clean = tf.stop_gradient(
@@ -199,6 +204,7 @@ class AdversarialTraining(keras.Model):
                    value_range=self.value_range, norm=self.norm, start=start,
                    objective=lambda outputs: kl_divergence(p_clean, outputs, self.from_logits))
 
+    @_plain
     def _trades_step(self, x, y, sample_weight):
         x = tf.cast(x, tf.float32)
         x_adv = self._trades_attack(x, y)
@@ -312,7 +318,7 @@ class CatastrophicOverfittingGuard(keras.callbacks.Callback):
     def check_accuracy(self) -> float:
         adv = self.model
         if self._robust_accuracy is None:
-            @tf.function
+            @tf.function(autograph=False)
             def robust_accuracy(images, labels):
                 x_adv = pgd(adv.classifier, images, labels, adv.eps, steps=self.steps,
                             from_logits=adv.from_logits, value_range=adv.value_range,
