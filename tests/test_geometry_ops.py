@@ -182,3 +182,18 @@ def test_warp_bad_rank_and_empty_compose():
         g.warp(images()[0], affine(7, 9)[:1])
     with pytest.raises(ValueError, match="compose needs at least one matrix"):
         g.compose()
+
+
+def test_warp_in_graph_mode_equals_eager():
+    """Regression: TF 2.21's Grappler dropped the new axes of `m[:, i, None, None]` in graph mode,
+    so a bare translation matrix shifted columns instead of images (wrong output, no error)."""
+    images = tf.constant(np.random.default_rng(0).random((4, 4, 4, 1)), tf.float32)
+    dx = tf.constant([1.0, 0.0, -1.0, 2.0])
+    dy = tf.constant([0.0, 1.0, 0.0, 0.0])
+
+    def shift(x, dx, dy):
+        return g.warp(x, g.translation_matrix(dx, dy), interpolation="nearest")
+
+    eager = shift(images, dx, dy)
+    assert np.array_equal(tf.function(shift)(images, dx, dy), eager)
+    assert np.array_equal(eager[0, :, 1:], images[0, :, :-1])  # content moved right by 1

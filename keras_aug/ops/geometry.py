@@ -286,7 +286,10 @@ def _resample(images: tf.Tensor, matrices: tf.Tensor, out_h, out_w, interpolatio
     b, h_in, w_in = shape[0], shape[1], shape[2]
     channels = images.shape[3] if images.shape[3] is not None else shape[3]
     m = tf.reshape(_f32(matrices), [-1, 9])
-    m = [m[:, i, None, None] for i in range(9)]  # each (B, 1, 1)
+    # Each entry (B, 1, 1) by reshape: TF 2.21's Grappler arithmetic optimizer drops the new axes
+    # of `m[:, i, None, None]` here in graph mode (shape (B,) instead of (B, 1, 1)), which silently
+    # mixed up images and columns outside XLA.
+    m = [tf.reshape(v, [-1, 1, 1]) for v in tf.unstack(m, num=9, axis=1)]
     xs = tf.cast(tf.range(out_w), tf.float32)[None, None, :]
     ys = tf.cast(tf.range(out_h), tf.float32)[None, :, None]
     x_in = m[0] * xs + m[1] * ys + m[2]
