@@ -9,7 +9,9 @@ Modes: `"pgd"` (Madry et al. 2018: k-step PGD from a random start), `"fast_fgsm"
 guard against catastrophic overfitting) and `"trades"` (Zhang et al. 2019: CE(clean) + β·KL(clean
 ‖ adversarial), the adversary climbing the KL term). The wrapper trains the wrapped model's own
 weights, serves the plain model (`call`, `predict`, `evaluate`, `export` never attack), and
-validation/`evaluate` report clean accuracy.
+validation/`evaluate` report clean accuracy. Attacks run the model with `training=False` (dropout
+off, BatchNorm statistics neither used from the batch nor updated), the update step with
+`training=True`.
 """
 from __future__ import annotations
 
