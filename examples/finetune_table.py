@@ -8,7 +8,8 @@ Task: digits 5-9 (5 classes, scikit-learn digits as 3-channel 32x32, test = the 
 test split), 10 and 98 (all) training images per class, 3 seeds. Arms:
 - from scratch: keras_aug's demo CNN (3 conv layers + dropout), Adam 1e-3;
 - frozen-backbone head: head on VGG16's last block (block5), backbone frozen;
-- full fine-tune: every VGG16 block trainable from the HED init, with the head, Adam 1e-4;
+- full fine-tune: head first (backbone frozen), then every VGG16 block trainable from the HED
+  init, Adam 1e-4 for all;
 - plan's choice: `estimate_similarity` (probe method: VGG has no BatchNorm) -> `plan()` -> `fine_tune`.
 No arm sees the test split during training (checkpoints follow the training loss).
 
@@ -127,7 +128,8 @@ def arms(args, weights, size, per_class, seed, train_full, test):
 
     t = time.time()
     full = plan("VGG16", n, 5, similarity=1.0, large_per_class=1e9, **common)
-    full.phases = [Phase("full", tuple(range(len(full.block_names))), {"head": 1e-4}, ft_epochs)]
+    full.phases = [full.phases[0],  # head first (as the Keras guide does), then every block
+                   Phase("full", tuple(range(len(full.block_names))), {"head": 1e-4}, ft_epochs)]
     out["full fine-tune (all blocks)"], _ = run_plan(full, train, test, seed)
     notes["full fine-tune (all blocks)"] = time.time() - t
 

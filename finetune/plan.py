@@ -30,6 +30,7 @@ import re
 from dataclasses import dataclass, field
 
 import keras
+import numpy as np
 
 from finetune.registry import Backbone, build_backbone, get_spec
 
@@ -64,6 +65,7 @@ class FinetunePlan:
     thresholds: dict
     bn_policy: str = "inference"
     head_dropout: float = 0.2
+    head_l2: float = 1e-2
     backbone_kwargs: dict = field(default_factory=dict)
     reasons: list[str] = field(default_factory=list)
     _backbone: Backbone | None = field(default=None, repr=False)
@@ -153,6 +155,7 @@ def plan(
     finetune_epochs: int = 10,
     bn_policy: str = "inference",
     head_dropout: float = 0.2,
+    head_l2: float = 1e-2,
     **backbone_kwargs,
 ) -> FinetunePlan:
     """Decide how to fine-tune `backbone` on a dataset of `dataset_size` images.
@@ -180,6 +183,10 @@ def plan(
         bn_policy: "inference" (BatchNorm frozen in inference mode) or "adapt" (re-estimate the
             moving statistics on the new data first, then frozen).
         head_dropout: dropout before the classification layer.
+        head_l2: L2 penalty on the classification layer's kernel. With tens of images and
+            hundreds of standardized features, an unpenalized head trained with Adam overfits:
+            measured on HED-VGG16 block5 features, digits 5-9 at 10/class, 0.75 without, 0.82
+            with 1e-2 (scikit-learn's L2 logistic regression: 0.85).
         **backbone_kwargs: passed to the backbone constructor (e.g. alpha=0.35).
     """
     spec = get_spec(backbone)
@@ -203,6 +210,8 @@ def plan(
             raise ValueError(f"{name} must be positive, got {value!r}")
     if not 0 < block_lr_decay <= 1:
         raise ValueError(f"block_lr_decay must be in (0, 1], got {block_lr_decay!r}")
+    if not head_l2 >= 0:
+        raise ValueError(f"head_l2 must be >= 0, got {head_l2!r}")
     if bn_policy not in BN_POLICIES:
         raise ValueError(f"bn_policy must be one of {BN_POLICIES}, got {bn_policy!r}")
     if input_shape is None:
@@ -244,7 +253,8 @@ def plan(
         block_names=[b.name for b in built.blocks],
         thresholds={"large_per_class": large_per_class, "similar_threshold": similar_threshold,
                     "earlier_cut_blocks": earlier_cut_blocks, "unfreeze_blocks": unfreeze_blocks},
-        bn_policy=bn_policy, head_dropout=head_dropout, backbone_kwargs=backbone_kwargs,
+        bn_policy=bn_policy, head_dropout=head_dropout, head_l2=head_l2,
+        backbone_kwargs=backbone_kwargs,
         reasons=reasons, _backbone=built,
     )
 
@@ -259,7 +269,7 @@ def _check_positive_int(name, value):
 
 def build_finetune_model(p: FinetunePlan, image_shape=None) -> keras.Model:
     """See `FinetunePlan.build_model`. Layer names: 'resize', 'preprocess_*', 'trunk', 'head'
-    (GlobalAveragePooling2D -> Normalization -> Dropout -> Dense)."""
+    (GlobalAveragePooling2D -> FeatureStandardization -> Dropout -> Dense)."""
     backbone = p.new_backbone()
     image_shape = tuple(image_shape or p.input_shape)
     if len(image_shape) != 3 or image_shape[-1] not in (1, 3):
@@ -280,9 +290,10 @@ def build_finetune_model(p: FinetunePlan, image_shape=None) -> keras.Model:
             # Standardizes the pooled features (fine_tune adapts it on the training data once):
             # raw backbone features (e.g. VGG's, caffe-scaled) are far from unit scale, and a
             # linear head on them trains poorly in a few hundred steps.
-            keras.layers.Normalization(axis=-1, name="head_norm"),
+            FeatureStandardization(name="head_norm"),
             keras.layers.Dropout(p.head_dropout, name="head_dropout"),
-            keras.layers.Dense(p.num_classes, name="head_logits"),
+            keras.layers.Dense(p.num_classes, name="head_logits",
+                               kernel_regularizer=keras.regularizers.L2(p.head_l2) if p.head_l2 else None),
         ],
         name="head",
     )
@@ -293,6 +304,39 @@ def build_finetune_model(p: FinetunePlan, image_shape=None) -> keras.Model:
     model.head = head
     set_trainable_blocks(model, ())
     return model
+
+
+@keras.saving.register_keras_serializable(package="kaug_finetune")
+class FeatureStandardization(keras.layers.Layer):
+    """(x - mean) / sqrt(max(var, floor)): a StandardScaler for pooled features.
+
+    `set_statistics(features)` fits it. The variance floor (`floor_fraction` x the mean channel
+    variance) matters with few images: a ReLU channel that is (almost) never active in the training
+    set has ~0 variance, and dividing by it makes that channel explode on new images (measured:
+    Keras' Normalization, epsilon 1e-7, cost a frozen VGG16 head 10+ points on digits).
+    """
+
+    def __init__(self, floor_fraction: float = 0.01, **kwargs):
+        super().__init__(**kwargs)
+        self.floor_fraction = floor_fraction
+
+    def build(self, input_shape):
+        dim = int(input_shape[-1])
+        self.mean = self.add_weight(shape=(dim,), initializer="zeros", trainable=False, name="mean")
+        self.scale = self.add_weight(shape=(dim,), initializer="ones", trainable=False, name="scale")
+
+    def set_statistics(self, features) -> None:
+        features = np.asarray(features, np.float64)
+        var = features.var(axis=0)
+        floor = self.floor_fraction * float(var.mean()) + 1e-12
+        self.mean.assign(features.mean(axis=0).astype("float32"))
+        self.scale.assign((1.0 / np.sqrt(np.maximum(var, floor))).astype("float32"))
+
+    def call(self, x):
+        return (x - self.mean) * self.scale
+
+    def get_config(self):
+        return {**super().get_config(), "floor_fraction": self.floor_fraction}
 
 
 def set_trainable_blocks(model: keras.Model, blocks) -> None:

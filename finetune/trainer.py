@@ -177,7 +177,7 @@ def _adapt_head_norm(model, train_ds, cache) -> None:
     else:
         front = _front(model, model.kaug_backbone, p.cut_block, p)
         features = _predict(front, train_ds)[0]
-    model.head.get_layer("head_norm").adapt(features.mean(axis=(1, 2)))
+    model.head.get_layer("head_norm").set_statistics(features.mean(axis=(1, 2)))
     model._kaug_head_norm_adapted = True
 
 
