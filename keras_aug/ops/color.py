@@ -115,15 +115,32 @@ def sharpness(images: tf.Tensor, factor, value_range) -> tf.Tensor:
     """`ImageEnhance.Sharpness`: blend with the SMOOTH-filtered image; 0 -> smoothed, 2 -> sharper.
 
     PIL's SMOOTH kernel is [[1,1,1],[1,5,1],[1,1,1]]/13 and its filter keeps the 1-pixel border,
-    so the blend only moves interior pixels: `x + (1 - factor) * (smooth - x)` there, zero-padded
-    to the border. Shifted sums (a separable 3x3 box plus 4x the centre) instead of a convolution
-    let XLA fuse the whole op (40 % faster than padding the smoothed image and selecting).
+    so the blend only moves interior pixels: `x + (1 - factor) * (smooth - x)` there. Written as
+    shifted sums (a separable 3x3 box plus 4x the centre) on a (B, H, W*C) view, which XLA fuses
+    and vectorizes along one long axis, instead of a convolution.
     """
-    rows = images[:, :-2] + images[:, 1:-1] + images[:, 2:]
-    box = rows[:, :, :-2] + rows[:, :, 1:-1] + rows[:, :, 2:]
-    centre = images[:, 1:-1, 1:-1]
-    delta = (1.0 - _per_sample(factor)) * ((box + 4.0 * centre) * (1.0 / 13.0) - centre)
-    return _clip(images + tf.pad(delta, [[0, 0], [1, 1], [1, 1], [0, 0]]), value_range)
+    c = images.shape[-1]
+    shape = tf.shape(images)
+    f = _per_sample(factor)
+    if c is None:  # generic path on the 4-D tensor
+        rows = images[:, :-2] + images[:, 1:-1] + images[:, 2:]
+        box = rows[:, :, :-2] + rows[:, :, 1:-1] + rows[:, :, 2:]
+        centre = images[:, 1:-1, 1:-1]
+        delta = (1.0 - f) * ((box + 4.0 * centre) * (1.0 / 13.0) - centre)
+        return _clip(images + tf.pad(delta, [[0, 0], [1, 1], [1, 1], [0, 0]]), value_range)
+    wc = shape[2] * c
+    padded = tf.reshape(
+        tf.pad(images, [[0, 0], [1, 1], [1, 1], [0, 0]]), [shape[0], shape[1] + 2, (shape[2] + 2) * c]
+    )
+    rows = padded[:, :-2] + padded[:, 1:-1] + padded[:, 2:]
+    box = rows[:, :, :wc] + rows[:, :, c:c + wc] + rows[:, :, 2 * c:2 * c + wc]
+    x = tf.reshape(images, [shape[0], shape[1], wc])
+    y = tf.range(shape[1])[:, None]
+    xc = tf.range(wc)[None, :]
+    interior = (y > 0) & (y < shape[1] - 1) & (xc >= c) & (xc < wc - c)
+    delta = tf.where(interior[None], (box + 4.0 * x) * (1.0 / 13.0) - x, 0.0)
+    out = x + (1.0 - tf.reshape(f, [-1, 1, 1])) * delta
+    return _clip(tf.reshape(out, shape), value_range)
 
 
 def invert(images: tf.Tensor, value_range) -> tf.Tensor:
