@@ -74,6 +74,9 @@ def evaluate_robustness(
 ) -> list[dict]:
     """Clean and adversarial accuracy of `model` on `dataset`, one row per (attack, ε).
 
+    The dataset is read into memory once (small test sets are the target) and every attack runs
+    over the same images with a fixed seed, so rows are comparable and reruns identical.
+
     Args:
         model: a Keras classifier (logits or probabilities; see `from_logits`).
         dataset: tf.data of `(images, labels)` (batched or not) or an `(images, labels)` pair.
