@@ -222,3 +222,31 @@ def test_enhance_ops_are_differentiable_wrt_images():
 def test_gaussian_blur_rejects_even_kernel():
     with pytest.raises(ValueError, match="kernel_size must be a positive odd integer, got 4"):
         C.gaussian_blur(tf.zeros([1, 8, 8, 3]), tf.ones([1]), VR, kernel_size=4)
+
+
+hypothesis = pytest.importorskip("hypothesis")
+st = hypothesis.strategies
+
+
+@hypothesis.settings(max_examples=25, deadline=None, derandomize=True)
+@hypothesis.given(
+    seed=st.integers(0, 2**31 - 1),
+    threshold=st.integers(0, 256),
+    bits=st.integers(1, 8),
+    factor=st.floats(0.0, 2.0),
+)
+def test_random_parameters_match_pil(seed, threshold, bits, factor):
+    image = np.random.default_rng(seed).integers(0, 256, (6, 7, 3)).astype(np.uint8)
+    x = tf.constant(image[None], tf.float32)
+    pil = Image.fromarray(image)
+    np.testing.assert_array_equal(
+        as_uint8(C.solarize(x, float(threshold), VR))[0], np.asarray(ImageOps.solarize(pil, threshold))
+    )
+    np.testing.assert_array_equal(
+        as_uint8(C.posterize(x, bits, VR))[0], np.asarray(ImageOps.posterize(pil, bits))
+    )
+    # PIL rounds the mean to an integer and truncates the blend: together at most 2 levels apart
+    ours = as_uint8(C.contrast(x, factor, VR))[0]
+    assert np.abs(ours.astype(int) - np.asarray(ImageEnhance.Contrast(pil).enhance(factor))).max() <= 2
+    out = C.brightness(x, factor, VR).numpy()
+    assert out.min() >= 0.0 and out.max() <= 255.0
