@@ -230,7 +230,9 @@ def test_augmix_mixes_convexly(batch):
 def test_xla_tf_data_and_model_use(batch):
     layer = L.RandAugment(2, 9, seed=0)
     compiled = tf.function(lambda x: layer(x, training=True), jit_compile=True)
-    assert compiled(batch).shape == batch.shape
+    out = compiled(batch).numpy()
+    ref = graph(L.RandAugment(2, 9, seed=0))(batch).numpy()  # same seed, no XLA
+    assert np.mean(np.abs(out - ref) > 1e-2) < 0.01  # float rounding only
     ds = tf.data.Dataset.from_tensor_slices((batch, tf.range(16))).batch(8).map(layer)
     images, labels = next(iter(ds))
     assert images.shape == (8, 16, 16, 3) and labels.shape == (8,)
@@ -374,6 +376,6 @@ def test_augmix_views_and_training_step(batch):
     model = keras.Sequential([keras.Input((16, 16, 3)), keras.layers.Rescaling(1 / 255),
                               keras.layers.GlobalAveragePooling2D(), keras.layers.Dense(4)])
     model.compile("adam", loss=JSDConsistencyLoss(), jit_compile=False)
-    ds = tf.data.Dataset.from_tensor_slices((batch, labels)).batch(8).map(views)
+    ds = tf.data.Dataset.from_tensor_slices((batch, labels)).batch(8).take(1).map(views)
     history = model.fit(ds, epochs=1, verbose=0)
     assert np.isfinite(history.history["loss"][0])

@@ -73,7 +73,7 @@ class _FusedPolicy(AugmentationLayer):
             images, params["ops"], params["magnitude"], params["sign"],
             op_names=op_names or self.op_names, space=self.space, value_range=self.value_range,
             interpolation=self.interpolation, fill_value=self._fill,
-            cutout_centers=params.get("cutout_center"),
+            cutout_centers=params.get("cutout_center"), xla=self.jit_compile,
         )
 
     def augment_images(self, images, params):

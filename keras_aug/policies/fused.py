@@ -41,10 +41,11 @@ from keras_aug.policies.registry import (
     op_parameter,
 )
 
-try:  # XLA's OptimizationBarrier (also runs outside XLA); see _barrier
+try:  # XLA's OptimizationBarrier (also runs outside XLA; see _barrier) and DynamicUpdateSlice
+    from tensorflow.compiler.tf2xla.python.xla import dynamic_update_slice as _dynamic_update_slice
     from tensorflow.compiler.tf2xla.python.xla import optimization_barrier as _optimization_barrier
 except ImportError:  # pragma: no cover - older TensorFlow
-    _optimization_barrier = None
+    _optimization_barrier = _dynamic_update_slice = None
 
 _PARAMETERLESS = {"AutoContrast": "autocontrast", "Equalize": "equalize", "Invert": "invert"}
 
@@ -62,6 +63,7 @@ def apply_op_sequence(
     interpolation: str = "bilinear",
     fill_value: float = 0.0,
     cutout_centers: tf.Tensor | None = None,
+    xla: bool = False,
 ) -> tf.Tensor:
     """Apply each image's op sequence (see module docstring).
 
@@ -75,6 +77,7 @@ def apply_op_sequence(
         interpolation: warp interpolation, "bilinear" or "nearest".
         fill_value: value for pixels warped in from outside and for Cutout.
         cutout_centers: float (B, K, 2) relative (y, x) centers in [0, 1), needed if "Cutout" is used.
+        xla: True when this runs inside an XLA compilation (enables XLA-only in-place updates).
     """
     names = tuple(op_names)
     num_slots = ops.shape[1]
@@ -88,7 +91,7 @@ def apply_op_sequence(
     height = images.shape[1] if images.shape[1] is not None else shape[1]
     width = images.shape[2] if images.shape[2] is not None else shape[2]
     ctx = _Context(names, ops, magnitudes, signs, space, value_range, height, width,
-                   fill_value, cutout_centers)
+                   fill_value, cutout_centers, xla)
 
     geometric = [i for i, n in enumerate(names) if OPS[n].kind == GEOMETRY]
     if geometric:
@@ -129,11 +132,11 @@ class _Context:
     """The per-batch inputs shared by the slot helpers."""
 
     def __init__(self, names, ops, magnitudes, signs, space, value_range, height, width,
-                 fill_value, cutout_centers):
+                 fill_value, cutout_centers, xla):
         self.names, self.ops, self.magnitudes, self.signs = names, ops, magnitudes, signs
         self.space, self.value_range = space, tuple(float(v) for v in value_range)
         self.height, self.width = height, width
-        self.fill_value, self.cutout_centers = fill_value, cutout_centers
+        self.fill_value, self.cutout_centers, self.xla = fill_value, cutout_centers, xla
 
         # parameters and choices for all slots at once (fewer graph ops than per slot)
         self._values, self._chosen = {}, {}
@@ -156,18 +159,25 @@ class _Context:
         return tf.where(where, value, identity)
 
 
-def _apply_to_chosen(x: tf.Tensor, costly, capacity: int = 8) -> tf.Tensor:
+COSTLY_CHUNK = 8  # images per gathered chunk of costly ops (see _apply_to_chosen)
+
+
+def _apply_to_chosen(x: tf.Tensor, costly, capacity: int | None = None, xla: bool = False):
     """Apply costly ops only to the images that chose them, `capacity` images at a time.
 
     `costly` is a list of `(chosen (B,) bool, fn(images, *params), params)`; each image chose at
     most one of them. For ops that cost far more than an elementwise pass (equalize's histograms,
     sharpness' 3x3 filter, autocontrast's reductions): only the images that chose one of them are
-    gathered, in fixed-size chunks (static shapes for XLA), and each chunk is added back as a delta
-    with one scatter. The loop runs ceil(count / capacity) times, zero when no image chose a
-    costly op. Within a chunk (<= capacity chosen images) the costly ops are evaluated together
-    and each image keeps its own: a branch per op costs more to build and compile (two function
-    graphs per `tf.cond`) than evaluating three ops on a handful of images.
+    gathered, in fixed-size chunks (static shapes for XLA). The loop runs ceil(count / capacity)
+    times, zero when no image chose a costly op. Within a chunk (<= capacity chosen images) the
+    costly ops are evaluated together and each image keeps its own: a branch per op costs more to
+    build and compile (two function graphs per `tf.cond`) than three ops on a handful of images.
+
+    Results go back differently with and without XLA: XLA writes each chunk into a buffer with an
+    in-place dynamic-update-slice and places all of them with one gather at the end (an XLA CPU
+    scatter per chunk costs about a pass over the whole batch); plain TF scatters each chunk.
     """
+    capacity = capacity or COSTLY_CHUNK
     static_b = x.shape[0]
     cap = min(capacity, static_b) if static_b else capacity
     b = tf.shape(x)[0]
@@ -175,12 +185,12 @@ def _apply_to_chosen(x: tf.Tensor, costly, capacity: int = 8) -> tf.Tensor:
     for i, (chosen, _, _) in reversed(list(enumerate(costly))):
         rank = tf.where(chosen, i, rank)
     count = tf.reduce_sum(tf.cast(rank < len(costly), tf.int32))
-    order = tf.argsort(rank, stable=True)  # chosen images first, grouped by op
-    # tile so every chunk slice is in range; repeated (invalid) entries add a zero delta
-    order = tf.tile(order, [(cap + b - 1) // b + 1])
+    permutation = tf.argsort(rank, stable=True)  # chosen images first, grouped by op
+    # tile so every chunk slice is in range; repeated (invalid) entries are never kept
+    order = tf.tile(permutation, [(cap + b - 1) // b + 1])
     chunks = (count + cap - 1) // cap
 
-    def body(i, x):
+    def chunk(i):
         idx = tf.slice(order, [i * cap], [cap])
         sub = tf.gather(x, idx)
         valid = (i * cap + tf.range(cap)) < count
@@ -189,9 +199,27 @@ def _apply_to_chosen(x: tf.Tensor, costly, capacity: int = 8) -> tf.Tensor:
             here = tf.gather(chosen, idx) & valid
             done = fn(sub, *[tf.gather(p, idx) for p in params])
             out = tf.where(here[:, None, None, None], done, out)
-        return i + 1, tf.tensor_scatter_nd_add(x, idx[:, None], out - sub)
+        return idx, sub, out
 
-    _, x = tf.while_loop(lambda i, x: i < chunks, body, (tf.constant(0), x))
+    if xla and static_b and _dynamic_update_slice is not None:
+        slots = -(-static_b // cap) * cap
+        buffer = tf.zeros(tf.concat([[slots], tf.shape(x)[1:]], 0), x.dtype)
+
+        def write(i, buffer):
+            _, _, out = chunk(i)
+            start = tf.stack([i * cap, 0, 0, 0])
+            return i + 1, _dynamic_update_slice(buffer, out, start)
+
+        _, buffer = tf.while_loop(lambda i, _: i < chunks, write, (tf.constant(0), buffer))
+        position = tf.argsort(permutation)  # where each image sits in the sorted order
+        kept = tf.gather(buffer, tf.minimum(position, slots - 1))
+        return tf.where((rank < len(costly))[:, None, None, None], kept, x)
+
+    def add(i, x_acc):
+        idx, sub, out = chunk(i)
+        return i + 1, tf.tensor_scatter_nd_add(x_acc, idx[:, None], out - sub)
+
+    _, x = tf.while_loop(lambda i, _: i < chunks, add, (tf.constant(0), x))
     return x
 
 
@@ -255,7 +283,7 @@ def _color_slot(x: tf.Tensor, k: int, active: tf.Tensor, ctx: _Context) -> tf.Te
         if c is not None:
             fn = getattr(color_ops, _PARAMETERLESS[name])
             costly.append((c, lambda s, fn=fn: fn(s, vr), ()))
-    return _apply_to_chosen(x, costly) if costly else x
+    return _apply_to_chosen(x, costly, xla=ctx.xla) if costly else x
 
 
 def _slot_matrix(k: int, ctx: _Context) -> tf.Tensor:
