@@ -214,7 +214,13 @@ def main() -> None:
     parser.add_argument("--ft-epochs-small", type=int, default=8)
     parser.add_argument("--ft-epochs-large", type=int, default=2)
     parser.add_argument("--skip-similarity", action="store_true")
+    parser.add_argument("--plot-only", action="store_true",
+                        help="redraw docs/finetune.png from runs/finetune/results.json")
     args = parser.parse_args()
+    if args.plot_only:
+        with open(os.path.join(OUT, "results.json")) as f:
+            print("wrote", save_plot(json.load(f), os.path.join("docs", "finetune.png")))
+        return
     if args.quick:
         args.seeds, args.scratch_steps = args.seeds[:1], 100
         args.head_epochs_small = args.head_epochs_large = 5
@@ -244,6 +250,36 @@ def main() -> None:
         f.write(text + "\n")
     with open(os.path.join(OUT, "results.json"), "w") as f:
         json.dump({str(k): v[0] for k, v in table.items()}, f, indent=1)
+    print("wrote", save_plot({str(k): v[0] for k, v in table.items()}, os.path.join("docs", "finetune.png")))
+
+
+def save_plot(results: dict, path: str) -> str:
+    """Bar chart: test accuracy per arm and regime (mean ± std over seeds)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    regimes = list(results)
+    arms_ = list(results[regimes[0]])
+    fig, ax = plt.subplots(figsize=(7.5, 3.6))
+    width = 0.8 / len(arms_)
+    for i, arm in enumerate(arms_):
+        means = [np.mean(results[r][arm]) for r in regimes]
+        stds = [np.std(results[r][arm]) for r in regimes]
+        ax.bar(np.arange(len(regimes)) + i * width, means, width, yerr=stds, capsize=3, label=arm)
+    ax.set_xticks(np.arange(len(regimes)) + 0.4 - width / 2)
+    ax.set_xticklabels([f"{r} images/class" for r in regimes])
+    ax.set_ylim(0.4, 1.0)
+    ax.set_ylabel("test accuracy, digits 5-9")
+    ax.set_title("HED-VGG16 (32x32) fine-tuning arms, 3 seeds", fontsize=9)
+    ax.legend(fontsize=7, loc="lower right")
+    ax.grid(axis="y", alpha=0.3)
+    fig.tight_layout()
+    os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+    return path
 
 
 def format_table(table, sims, args, seconds) -> str:

@@ -228,11 +228,20 @@ class Backbone:
             )
         if cut_block == len(self.blocks) - 1 and self.blocks[-1].end == self.model.layers[-1].name:
             return self.model
-        end = self.model.get_layer(self.blocks[cut_block].end)
-        return keras.Model(self.model.input, end.output, name=f"{self.model.name}_to_{end.name}")
+        end = self.blocks[cut_block].end
+        return keras.Model(self.model.input, block_output(self.model, end),
+                           name=f"{self.model.name}_to_{end}")
 
     def block_of_layer(self) -> dict[str, int]:
         return {layer: block.index for block in self.blocks for layer in block.layers}
+
+
+def block_output(model: keras.Model, end: str):
+    """The output tensor of the op named `end` (a layer, or an op such as ConvNeXt's `add`)."""
+    for op in model.operations:
+        if op.name == end:
+            return op.output
+    raise ValueError(f"{model.name} has no layer or op named {end!r}")
 
 
 def build_backbone(

@@ -32,7 +32,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from finetune.registry import Backbone, Preprocess, build_backbone
+from finetune.registry import Backbone, Preprocess, block_output, build_backbone
 
 METHODS = ("auto", "batchnorm", "probe")
 
@@ -212,7 +212,7 @@ def _probe_similarity(backbone, images, labels, batch_size) -> SimilarityReport:
         raise ValueError(f"method='probe' needs >= 3 blocks, {backbone.name} has {len(backbone.blocks)}")
     prepare = _inputs_fn(backbone)
     model = backbone.model
-    ends = [model.get_layer(b.end).output for b in backbone.blocks[1:]]
+    ends = [block_output(model, b.end) for b in backbone.blocks[1:]]
     pooled = keras.Model(model.input, [keras.ops.mean(e, axis=(1, 2)) for e in ends])
 
     @tf.function

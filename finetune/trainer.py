@@ -17,6 +17,7 @@ import numpy as np
 import tensorflow as tf
 
 from finetune.plan import FinetunePlan, Phase, compile_for_phase, phase_optimizer, set_trainable_blocks
+from finetune.registry import block_output
 from finetune.similarity import adapt_batchnorm
 
 
@@ -202,7 +203,7 @@ def _cached_phase(model, phase: Phase, train_ds, val_ds, cache, batch_size, seed
         runner = model.head
     else:
         trunk = model.trunk
-        inner = trunk.get_layer(backbone.blocks[split].end).output
+        inner = block_output(trunk, backbone.blocks[split].end)
         upper = keras.Model(inner, trunk.output)
         inputs = keras.Input(x_train.shape[1:])
         runner = keras.Model(inputs, model.head(upper(inputs, training=False)))
@@ -231,7 +232,7 @@ def _front(model, backbone, split, p):
     if split == p.cut_block:
         lower = trunk
     else:
-        lower = keras.Model(trunk.input, trunk.get_layer(backbone.blocks[split].end).output)
+        lower = keras.Model(trunk.input, block_output(trunk, backbone.blocks[split].end))
 
     @tf.function
     def front(images):
