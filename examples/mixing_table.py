@@ -72,6 +72,15 @@ def _title(name, soft):
     return f"{name} " + " ".join(f"{c}:{soft[c]:.2f}" for c in top if soft[c] > 0.005)
 
 
+def print_table(results: dict) -> None:
+    print("| training | test accuracy (mean ± std) | test error | per seed |")
+    print("|---|---|---|---|")
+    for name, accs in results.items():
+        a = np.asarray(accs)
+        print(f"| {name} | {a.mean():.4f} ± {a.std():.4f} | {100 * (1 - a.mean()):.2f} % | "
+              f"{', '.join(f'{v:.4f}' for v in a)} |")
+
+
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--per-class", type=int, default=98)
@@ -81,7 +90,17 @@ def main(argv=None):
     parser.add_argument("--rows", nargs="*", help="row names to run (default all)")
     parser.add_argument("--preview", default=None, help="PNG path for mixed samples")
     parser.add_argument("--json", default=None, help="write raw accuracies here")
+    parser.add_argument("--merge", nargs="+", default=None,
+                        help="print the table from --json files of runs with one seed each")
     args = parser.parse_args(argv)
+    if args.merge:
+        results = {}
+        for path in args.merge:
+            with open(path) as f:
+                for name, accs in json.load(f).items():
+                    results.setdefault(name, []).extend(accs)
+        print_table(results)
+        return
     data = load_dataset("digits")
     test = data.test.batch(256).map(lambda x, y: (tf.cast(x, tf.float32), y)).cache()
     rows = {k: v for k, v in ROWS.items() if not args.rows or k in args.rows}
@@ -101,12 +120,7 @@ def main(argv=None):
     print(f"\ndigits, {args.per_class} images/class, {args.steps} steps of {args.batch} "
           f"({epochs:.0f} epochs), test on 797 images, seeds {args.seeds} "
           f"({time.time() - start:.0f}s)\n")
-    print("| training | test accuracy (mean ± std) | test error | per seed |")
-    print("|---|---|---|---|")
-    for name, accs in results.items():
-        a = np.asarray(accs)
-        print(f"| {name} | {a.mean():.4f} ± {a.std():.4f} | {100 * (1 - a.mean()):.2f} % | "
-              f"{', '.join(f'{v:.4f}' for v in a)} |")
+    print_table(results)
     if args.json:
         with open(args.json, "w") as f:
             json.dump(results, f, indent=1)

@@ -1,0 +1,143 @@
+"""Benchmark: MixUp/CutMix vs Keras' own in one run, and PuzzleMix's step cost vs a plain step.
+
+    python benchmarks/mixing.py [--sizes 32 224] [--passes 3] [--steps 10] [--skip-layers]
+                                [--skip-puzzlemix]
+
+Part 1 times `batch -> map(cast + mix, AUTOTUNE) -> prefetch` with one-hot labels (Keras' layers
+get a dict, since they fail on `(images, labels)` tuples) and prints img/s and the ratio.
+Part 2 times `train_step` of a classifier with and without `PuzzleMixModel` (both XLA-compiled,
+same data, interleaved passes, median), plus the two parts of PuzzleMix's overhead: the saliency
+pass and the mask solver + transport.
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import time
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+
+from harness import format_rate, pipeline_throughput, ratio, sample_images  # noqa: E402
+
+import keras  # noqa: E402
+import numpy as np  # noqa: E402
+import tensorflow as tf  # noqa: E402
+
+import keras_aug.layers as L  # noqa: E402
+from keras_aug.ops import puzzlemix  # noqa: E402
+from keras_aug.ops.mix import cyclic_partner  # noqa: E402
+
+SETTINGS = {32: (256, 40), 224: (64, 8)}
+
+
+def keras_dict_call(layer):
+    """Keras' mixing layers take a dict; `(images, labels)` tuples fail (anchors.md defect 11)."""
+
+    def call(data):
+        out = layer({"images": data[0], "labels": data[1]})
+        return out["images"], out["labels"]
+
+    return call
+
+
+def mixing_layers(sizes, passes):
+    cases = [
+        ("MixUp", lambda: L.MixUp(alpha=0.2, num_classes=10), lambda: keras.layers.MixUp(0.2)),
+        ("CutMix", lambda: L.CutMix(alpha=1.0, num_classes=10), lambda: keras.layers.CutMix(1.0)),
+        ("RandomMixing (ours only)", lambda: L.RandomMixing(num_classes=10), None),
+    ]
+    for size in sizes:
+        batch, batches = SETTINGS.get(size, (64, 8))
+        images = sample_images(size, batch * 4)
+        print(f"\n## {size}x{size}, batch {batch}, one-hot labels: images/second "
+              f"(median of {passes} passes)\n")
+        print("| layer | ours tf.data | keras tf.data | ratio | goal |")
+        print("|---|---|---|---|---|")
+        for name, ours, peer in cases:
+            r_ours = pipeline_throughput(ours(), images, batch, batches, passes, True)
+            r_keras = None
+            if peer is not None:
+                try:
+                    r_keras = pipeline_throughput(keras_dict_call(peer()), images, batch, batches,
+                                                  passes, True)
+                except Exception as err:  # noqa: BLE001 - report the peer's failure, keep going
+                    print(f"<!-- keras {name} failed: {type(err).__name__}: {err} -->")
+            goal = "≥ 1× keras" if peer is not None else ""
+            peer_rate = format_rate(r_keras) if peer is not None else "–"
+            print(f"| {name} | {format_rate(r_ours)} | {peer_rate} | "
+                  f"{ratio(r_ours, r_keras)} | {goal} |", flush=True)
+
+
+def classifier(kind: str, shape, classes=10) -> keras.Model:
+    keras.utils.set_random_seed(0)
+    if kind == "demo CNN":
+        from keras_aug.demo import small_cnn
+
+        return small_cnn(shape, classes, 0)
+    layers = [keras.Input(shape), keras.layers.Rescaling(1 / 255)]
+    for width in (64, 128, 256):  # a CIFAR-style VGG block stack
+        layers += [keras.layers.Conv2D(width, 3, padding="same", activation="relu"),
+                   keras.layers.Conv2D(width, 3, padding="same", activation="relu"),
+                   keras.layers.MaxPooling2D()]
+    layers += [keras.layers.GlobalAveragePooling2D(), keras.layers.Dense(classes)]
+    return keras.Sequential(layers)
+
+
+def puzzlemix_cost(steps, passes):
+    print("\n## PuzzleMix train step vs a plain train step (XLA, same data; ms/step, median)\n")
+    print("| model | input | batch | plain step | PuzzleMix step | ratio | saliency pass | "
+          "mask + transport | goal |")
+    print("|---|---|---|---|---|---|---|---|---|")
+    loss = keras.losses.CategoricalCrossentropy(from_logits=True)
+    for kind, shape, batch in (("demo CNN", (32, 32, 1), 64), ("VGG-6 (64-256)", (32, 32, 3), 64)):
+        rng = np.random.default_rng(0)
+        x = tf.constant(rng.uniform(0, 255, (batch, *shape)).astype("float32"))
+        y = tf.one_hot(rng.integers(0, 10, batch), 10)
+        plain = classifier(kind, shape)
+        plain.compile(keras.optimizers.Adam(1e-3), loss=loss, jit_compile=True)
+        mixed = L.PuzzleMixModel(classifier(kind, shape), seed=0)
+        mixed.compile(keras.optimizers.Adam(1e-3), loss=loss, jit_compile=True)
+        saliency = tf.function(mixed.saliency, jit_compile=True)
+        sal = saliency(x, y)
+        lam = tf.fill([batch], 0.5)
+        partner = cyclic_partner(tf.random.uniform([batch]))
+        solvers = [tf.function(lambda g=g: puzzlemix.puzzle_mix(x, sal, lam, partner, g)[0],
+                               jit_compile=True) for g in mixed.grid_sizes]
+        runs = {"plain": lambda: plain.train_on_batch(x, y),
+                "puzzle": lambda: mixed.train_on_batch(x, y),
+                "saliency": lambda: saliency(x, y).numpy(),
+                # grid sizes are drawn uniformly per step: average over them
+                "solver": lambda: [s().numpy() for s in solvers]}
+        for run in runs.values():  # compile
+            run()
+        times = {k: [] for k in runs}
+        for _ in range(passes):
+            for name, run in runs.items():
+                start = time.perf_counter()
+                for _ in range(steps):
+                    run()
+                per = (time.perf_counter() - start) / steps * 1000
+                times[name].append(per / (len(solvers) if name == "solver" else 1))
+        t = {k: float(np.median(v)) for k, v in times.items()}
+        print(f"| {kind} | {shape[0]}x{shape[1]}x{shape[2]} | {batch} | {t['plain']:.1f} | "
+              f"{t['puzzle']:.1f} | {t['puzzle'] / t['plain']:.2f}× | {t['saliency']:.1f} | "
+              f"{t['solver']:.1f} | ≤ 1.6× |", flush=True)
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--sizes", type=int, nargs="+", default=[32, 224])
+    parser.add_argument("--passes", type=int, default=3)
+    parser.add_argument("--steps", type=int, default=10)
+    parser.add_argument("--skip-layers", action="store_true")
+    parser.add_argument("--skip-puzzlemix", action="store_true")
+    args = parser.parse_args(argv)
+    if not args.skip_layers:
+        mixing_layers(args.sizes, args.passes)
+    if not args.skip_puzzlemix:
+        puzzlemix_cost(args.steps, args.passes)
+
+
+if __name__ == "__main__":
+    main()
