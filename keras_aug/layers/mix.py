@@ -437,8 +437,11 @@ class PuzzleMixModel(keras.Model):
                        transport_eps=self.transport_eps)
 
         def branch(grid):
-            return lambda: puzzlemix.puzzle_mix(images, saliency, lam, partner, grid,
-                                                **options)[:2]
+            @tf.autograph.experimental.do_not_convert  # plain TF ops: nothing to convert
+            def run():
+                return puzzlemix.puzzle_mix(images, saliency, lam, partner, grid, **options)[:2]
+
+            return run
 
         mixed, weight = tf.switch_case(which, [branch(g) for g in self.grid_sizes])
         return mixed, ops.mix_labels(labels, partner, weight), weight
