@@ -42,7 +42,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--out", default=os.path.join("runs", "gan_table"))
     parser.add_argument("--steps-full", type=int, default=2000)
-    parser.add_argument("--steps-few", type=int, default=1500)
+    parser.add_argument("--steps-few", type=int, default=1200)
     parser.add_argument("--ratio", type=float, default=0.5, help="synthetic fraction in (b)")
     parser.add_argument("--ship", action="store_true", help="copy 10/class generators to gan/weights/")
     parser.add_argument("--skip-full", action="store_true")
