@@ -1,5 +1,6 @@
 """gan: training, checkpoint/resume, the shipped generators, the CLI."""
 import os
+import shutil
 
 import keras
 import numpy as np
@@ -31,6 +32,16 @@ class _Kill(keras.callbacks.Callback):
             raise RuntimeError("killed")
 
 
+def test_a_crash_keeps_the_last_checkpoint(digits16, tmp_path):
+    """Exceptions inside fit (a kill) leave the checkpoints written so far, none half-written."""
+    run = str(tmp_path / "run")
+    with pytest.raises(RuntimeError, match="killed"):
+        train_gan(digits16, run, steps=4, batch_size=8, checkpoint_every=2, sample_every=0,
+                  verbose=False, callbacks=[_Kill(3)], policy=(), **TINY)
+    assert sorted(os.listdir(os.path.join(run, "checkpoints"))) == ["ckpt-000002.npz"]
+    assert os.path.exists(os.path.join(run, "generator.weights.h5"))
+
+
 @pytest.mark.slow
 def test_resume_after_a_crash_repeats_the_uninterrupted_run(digits16, tmp_path):
     kwargs = dict(steps=6, batch_size=8, checkpoint_every=2, sample_every=3, verbose=False, **TINY)
@@ -38,9 +49,10 @@ def test_resume_after_a_crash_repeats_the_uninterrupted_run(digits16, tmp_path):
     assert straight.history["step"] == [1, 2, 3, 4, 5, 6]
     assert os.path.exists(tmp_path / "a" / "samples" / "step-000003.png")
 
+    # A run killed during step 6 (before its checkpoint): the folder as the crash left it.
     run = str(tmp_path / "b")
-    with pytest.raises(RuntimeError, match="killed"):
-        train_gan(digits16, run, callbacks=[_Kill(5)], **kwargs)
+    shutil.copytree(tmp_path / "a", run)
+    os.remove(os.path.join(run, "checkpoints", "ckpt-000006.npz"))
     assert latest_checkpoint(run).endswith("ckpt-000004.npz")  # lost at most one interval
     with pytest.raises(ValueError, match="already holds checkpoints.*resume=True"):
         train_gan(digits16, run, **kwargs)
