@@ -83,7 +83,7 @@ def diff_augment(
         dx = tf.cast(tf.where(apply, dx, zero), tf.float32)
         # Integer shifts: nearest sampling is exact, gradients go straight to the moved pixels.
         images = geometry.warp(
-            images, _translation(dx, dy, batch), interpolation="nearest",
+            images, geometry.translation_matrix(dx, dy), interpolation="nearest",
             fill_mode="constant", fill_value=low,
         )
     if "cutout" in policy:
@@ -101,12 +101,3 @@ def diff_augment(
         )
     return images
 
-
-def _translation(dx: tf.Tensor, dy: tf.Tensor, batch) -> tf.Tensor:
-    """`geometry.translation_matrix`, composed with the identity. Why: in TF 2.21 Grappler's
-    arithmetic optimizer miscompiles `warp` of the bare matrix inside a tf.function here (the
-    constant-one entries lose their batch axis: "Incompatible shapes [B] vs [1, 1, W]", and when
-    B == W it silently shifts columns instead of images); the composed matrix is not affected."""
-    from keras_aug.ops import geometry
-
-    return geometry.compose(geometry.identity_matrix(batch), geometry.translation_matrix(dx, dy))
