@@ -23,8 +23,18 @@ import tensorflow as tf  # noqa: E402
 
 from keras_aug.data import few_shot, load_dataset  # noqa: E402
 from keras_aug.demo import DemoConfig, DemoData, train_classifier  # noqa: E402
+from keras_aug.layers import RandAugment  # noqa: E402
 from keras_aug.policies import from_spec  # noqa: E402
 
+# Rows beyond from_spec strings: the RandAugment machinery restricted to geometric ops.
+CUSTOM_ROWS = {
+    "rand-geometry-m3-n2": lambda seed: RandAugment(
+        2, 3, ops=["Identity", "Rotate", "ShearX", "ShearY", "TranslateX", "TranslateY"],
+        seed=seed, jit_compile=False),
+    "rand-geometry-m5-n2": lambda seed: RandAugment(
+        2, 5, ops=["Identity", "Rotate", "ShearX", "ShearY", "TranslateX", "TranslateY"],
+        seed=seed, jit_compile=False),
+}
 DEFAULT_ROWS = ["none", "rand-m9-n2", "rand-m5-n2", "rand-m5-n1", "trivialaugment",
                 "autoaugment-cifar10", "autoaugment-svhn"]
 
@@ -40,7 +50,10 @@ def run_table(rows, per_class, steps, seeds) -> dict[str, list[float]]:
         for row in rows:
             start = time.time()
             # no XLA: on 25 images of 32x32 per step, compiling costs more than it saves
-            augment = None if row == "none" else from_spec(row, seed=seed, jit_compile=False)
+            if row in CUSTOM_ROWS:
+                augment = CUSTOM_ROWS[row](seed)
+            else:
+                augment = None if row == "none" else from_spec(row, seed=seed, jit_compile=False)
             accuracy, _, _ = train_classifier(data, seed, config, augment)
             results[row].append(accuracy)
             print(f"seed {seed} {row}: {accuracy:.3f} ({time.time() - start:.0f}s)", flush=True)
