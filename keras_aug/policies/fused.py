@@ -9,15 +9,15 @@ How the order of ops is kept:
   (output->input, `A_1 @ A_2 @ ... @ A_K`, i.e. slot 1 is applied first) and ONE warp.
 - Non-geometric ops run in "colour slots": a colour slot applies every elementwise family present
   in the policy once, with per-sample parameters and identity values (factor 1, bits 8, threshold
-  above range, cutout side 0) for images that did not choose it in that slot, so XLA fuses them
-  into a few passes over the batch. Invert is computed once and kept (`tf.where`) only for the
+  above range, cutout side 0) for images that did not choose it in that slot, fused by XLA into
+  one pass over the batch (`_barrier` keeps XLA from fusing across slots). Invert is computed once and kept (`tf.where`) only for the
   images that chose it. Costly ops (Equalize, AutoContrast, Sharpness) run only on the images
   that chose them, gathered in fixed-size chunks (`_apply_to_chosen`), not on the whole batch.
 - For each image, a colour op that comes BEFORE its last geometric op runs before the warp; one
   that comes AFTER it runs after the warp; an image without geometric ops runs its first K-1 ops
   before the warp and its last op after it (its warp matrix is the identity, which resamples
   exactly). So slots 1..K-1 run before the warp and slots 2..K after it: 2K - 2 colour slots
-  (2 for RandAugment N=2 and AutoAugment, 1 for TrivialAugment).
+  (2 for RandAugment N=2 and AutoAugment; for K = 1, TrivialAugment, its one slot runs after).
   This is exactly sequential for every image whose geometric ops are consecutive: all of
   TrivialAugment (K=1), AutoAugment (K=2), RandAugment with N <= 2, and AugMix chains up to depth
   2. Only a colour op sandwiched between two geometric ops (possible for N >= 3) is moved before
