@@ -7,6 +7,9 @@ def register(subparsers) -> None:
     demo.add_argument("--quick", action="store_true", help="1-minute smoke run (1 seed, short)")
     demo.add_argument("--out", default="runs/demo", help="output folder (default runs/demo)")
     demo.add_argument("--seeds", type=int, default=3, help="seeds per row (default 3)")
+    demo.add_argument("--all", action="store_true",
+                      help="every row: policies, mixing, PuzzleMix, GAN samples, fine-tuning "
+                           "(~20 min on 2 cores; the default core rows take ~5)")
     demo.set_defaults(func=_demo)
 
     preview = subparsers.add_parser("preview", help="PNG grid of a layer or policy on real images")
@@ -27,7 +30,7 @@ def _demo(args) -> int:
     if args.quick:
         config = DemoConfig.quick_config(args.out)
     else:
-        config = DemoConfig(seeds=tuple(range(args.seeds)), out_dir=args.out)
+        config = DemoConfig(seeds=tuple(range(args.seeds)), out_dir=args.out, all_rows=args.all)
     run_demo(config)
     return 0
 

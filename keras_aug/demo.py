@@ -27,8 +27,9 @@ class DemoConfig:
     per_class: int = 10
     steps: int = 800  # optimizer steps (200 epochs of 100 images at batch 25)
     batch_size: int = 25
-    evals: int = 20  # validation points on the learning curve
+    evals: int = 10  # validation points on the learning curve
     quick: bool = False
+    all_rows: bool = False  # every registered row (~20 min on 2 cores) instead of the core ones
     out_dir: str = os.path.join("runs", "demo")
 
     @classmethod
@@ -54,6 +55,7 @@ class DemoRow:
     augment: Callable[[int], Callable | None] | None = None
     run: Callable[[DemoData, int, DemoConfig], tuple[float, dict]] | None = None
     in_quick: bool = False  # `kaug demo --quick` runs only the rows that set this
+    core: bool = False  # plain `kaug demo` runs the core rows; `--all` runs every row
     notes: str = ""
     extra: dict = field(default_factory=dict)
 
@@ -157,6 +159,8 @@ def run_demo(config: DemoConfig | None = None, rows: list[DemoRow] | None = None
     rows = rows if rows is not None else demo_rows()
     if config.quick:
         rows = [r for r in rows if r.in_quick]
+    elif not config.all_rows:
+        rows = [r for r in rows if r.core]
     os.makedirs(config.out_dir, exist_ok=True)
     dataset = load_dataset("digits")
     test = dataset.test.batch(256).map(lambda x, y: (tf.cast(x, tf.float32), y)).cache()

@@ -78,9 +78,11 @@ def demo_rows() -> list[DemoRow]:
     from keras_aug.layers import CutMix, MixUp
 
     return [
-        DemoRow("no augmentation", in_quick=True),
-        DemoRow("Keras built-in (rotation+translation+zoom)", augment=keras_builtin, in_quick=True),
-        DemoRow("keras_aug basic (affine/colour/erasing)", augment=keras_aug_basic, in_quick=True),
+        DemoRow("no augmentation", in_quick=True, core=True),
+        DemoRow("Keras built-in (rotation+translation+zoom)", augment=keras_builtin, in_quick=True,
+                core=True),
+        DemoRow("keras_aug basic (affine/colour/erasing)", augment=keras_aug_basic, in_quick=True,
+                core=True),
         DemoRow("MixUp", augment=lambda seed: MixUp(alpha=0.2, num_classes=10, seed=seed)),
         DemoRow("CutMix", augment=lambda seed: CutMix(alpha=1.0, num_classes=10, seed=seed)),
         DemoRow("PuzzleMix", run=puzzlemix_run),
