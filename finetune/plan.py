@@ -380,10 +380,15 @@ def phase_optimizer(model: keras.Model, phase: Phase) -> keras.optimizers.Optimi
     return keras.optimizers.MultiOptimizer(optimizer_map)
 
 
-def compile_for_phase(model: keras.Model, phase: Phase, jit_compile: bool | str = "auto") -> None:
-    """Set the phase's trainable blocks and (re)compile: Keras reads `trainable` at compile time."""
+def compile_for_phase(model: keras.Model, phase: Phase, jit_compile: bool | str = "auto",
+                      target: keras.Model | None = None) -> None:
+    """Set the phase's trainable blocks and (re)compile: Keras reads `trainable` at compile time.
+
+    `target` is the model that will be fitted when it is not `model` itself (e.g. a runner over
+    cached frozen features that shares `model`'s upper blocks and head).
+    """
     set_trainable_blocks(model, phase.trainable_blocks)
-    model.compile(
+    (target or model).compile(
         optimizer=phase_optimizer(model, phase),
         loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
         metrics=["accuracy"],

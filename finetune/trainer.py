@@ -16,7 +16,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from finetune.plan import FinetunePlan, Phase, compile_for_phase, phase_optimizer, set_trainable_blocks
+from finetune.plan import FinetunePlan, Phase, compile_for_phase
 from finetune.registry import block_output
 from finetune.similarity import adapt_batchnorm
 
@@ -207,13 +207,7 @@ def _cached_phase(model, phase: Phase, train_ds, val_ds, cache, batch_size, seed
         upper = keras.Model(inner, trunk.output)
         inputs = keras.Input(x_train.shape[1:])
         runner = keras.Model(inputs, model.head(upper(inputs, training=False)))
-    set_trainable_blocks(model, phase.trainable_blocks)
-    runner.compile(
-        optimizer=phase_optimizer(model, phase),
-        loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
-        metrics=["accuracy"],
-        jit_compile=jit_compile,
-    )
+    compile_for_phase(model, phase, jit_compile, target=runner)
     train_data = tf.data.Dataset.from_tensor_slices((x_train, y_train))
     if keep_order:
         train_data = train_data.batch(first_batch)

@@ -20,3 +20,16 @@ def digits():
 @pytest.fixture
 def rng():
     return np.random.default_rng(0)
+
+
+@pytest.fixture
+def eager_apply(monkeypatch):
+    """Run layers' apply steps eagerly and uncompiled (fast for many small behaviour tests)."""
+    import tensorflow as tf
+
+    from keras_aug.core import AugmentationLayer
+
+    monkeypatch.setattr(AugmentationLayer, "jit_compile", False)
+    tf.config.run_functions_eagerly(True)
+    yield
+    tf.config.run_functions_eagerly(False)

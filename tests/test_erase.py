@@ -20,12 +20,8 @@ from keras_aug.ops import erase as ops
 B, S = 16, 32
 
 
-@pytest.fixture(autouse=True)
-def _eager_apply(monkeypatch):
-    monkeypatch.setattr(AugmentationLayer, "jit_compile", False)
-    tf.config.run_functions_eagerly(True)
-    yield
-    tf.config.run_functions_eagerly(False)
+# Behaviour tests run the apply step eagerly (fast); one test per file checks XLA equality.
+pytestmark = pytest.mark.usefixtures("eager_apply")
 
 
 def _images(seed=0, batch=B, size=S, channels=3):

@@ -23,12 +23,8 @@ from keras_aug.ops import mix as ops
 B, S, K = 12, 16, 12
 
 
-@pytest.fixture(autouse=True)
-def _eager_apply(monkeypatch):
-    monkeypatch.setattr(AugmentationLayer, "jit_compile", False)
-    tf.config.run_functions_eagerly(True)
-    yield
-    tf.config.run_functions_eagerly(False)
+# Behaviour tests run the apply step eagerly (fast); one test per file checks XLA equality.
+pytestmark = pytest.mark.usefixtures("eager_apply")
 
 
 def _identity_batch(batch=B, size=S, channels=1):
