@@ -26,6 +26,7 @@ import numpy as np
 import tensorflow as tf
 
 from gan.models import ConditionalGAN, GANConfig
+from keras_aug.data import dataset_to_numpy
 
 CONFIG_FILE = "gan_config.json"
 GENERATOR_FILE = "generator.weights.h5"
@@ -43,13 +44,10 @@ class TrainResult:
 def dataset_arrays(data) -> tuple[np.ndarray, np.ndarray]:
     """`(images, labels)` numpy arrays from an unbatched tf.data of `(image, label)` or a pair."""
     if isinstance(data, tf.data.Dataset):
-        images, labels = [], []
-        for image, label in data.as_numpy_iterator():
-            images.append(image)
-            labels.append(label)
-        if not images:
-            raise ValueError("data is empty: the GAN needs at least one image per class.")
-        return np.stack(images), np.asarray(labels).astype(np.int64).reshape(-1)
+        try:
+            return dataset_to_numpy(data)
+        except ValueError:
+            raise ValueError("data is empty: the GAN needs at least one image per class.") from None
     if isinstance(data, (tuple, list)) and len(data) == 2:
         images, labels = np.asarray(data[0]), np.asarray(data[1]).astype(np.int64).reshape(-1)
         if len(images) != len(labels) or len(images) == 0:

@@ -173,7 +173,7 @@ def few_shot(ds: tf.data.Dataset, per_class: int, seed: int = 0) -> tf.data.Data
     """
     if not isinstance(per_class, (int, np.integer)) or per_class < 1:
         raise ValueError(f"per_class must be a positive integer, got {per_class!r}")
-    images, labels = _to_numpy(ds)
+    images, labels = dataset_to_numpy(ds)
     rng = np.random.default_rng(seed)
     chosen = []
     for label in np.unique(labels):
@@ -188,7 +188,8 @@ def few_shot(ds: tf.data.Dataset, per_class: int, seed: int = 0) -> tf.data.Data
     return tf.data.Dataset.from_tensor_slices((images[chosen], labels[chosen]))
 
 
-def _to_numpy(ds: tf.data.Dataset) -> tuple[np.ndarray, np.ndarray]:
+def dataset_to_numpy(ds: tf.data.Dataset) -> tuple[np.ndarray, np.ndarray]:
+    """An unbatched `(image, label)` dataset as `(images, int64 labels)` arrays (small data)."""
     images, labels = [], []
     for image, label in ds.as_numpy_iterator():
         images.append(image)
