@@ -167,19 +167,22 @@ class AugmentationLayer(keras.layers.Layer):
         """Eager-only value checks: NaN/inf is an error; values far outside value_range warn once."""
         if not tf.executing_eagerly() or images.dtype == tf.uint8:
             return
-        x = images.numpy()
-        if not np.all(np.isfinite(x)):
+        # Three reductions on the tensor, not a numpy copy of the whole batch.
+        if not bool(tf.reduce_all(tf.math.is_finite(images))):
             raise ValueError("images contain NaN or infinite values")
+        if self._warned_range or tf.size(images) == 0:
+            return
+        lo, hi = float(tf.reduce_min(images)), float(tf.reduce_max(images))
         low, high = self.value_range
         span = high - low
-        if not self._warned_range and x.size and (
-            x.min() < low - 0.05 * span
-            or x.max() > high + 0.05 * span
-            or (high > 1.5 and x.max() <= 1.0 and x.max() > 0)
+        if (
+            lo < low - 0.05 * span
+            or hi > high + 0.05 * span
+            or (high > 1.5 and 0 < hi <= 1.0)
         ):
             self._warned_range = True
             warnings.warn(
-                f"{self.name}: images span [{x.min():.3g}, {x.max():.3g}] but value_range="
+                f"{self.name}: images span [{lo:.3g}, {hi:.3g}] but value_range="
                 f"{self.value_range}. Pass the range your images use, e.g. value_range=(0, 1).",
                 stacklevel=3,
             )
