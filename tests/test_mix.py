@@ -70,6 +70,24 @@ def test_mixup_pairs_images_and_labels_per_sample():
     assert sorted(partners) == list(range(B))  # each image is a partner exactly once
 
 
+@pytest.mark.parametrize("alpha", [0.2, 2.0])
+def test_mixup_lambda_follows_beta_and_partner_is_a_single_cycle(alpha):
+    from scipy import stats
+
+    from keras_aug.core.random import Draws
+
+    n = 4000
+    params = L.MixUp(alpha=alpha, num_classes=K).sample_params(
+        n, tf.zeros([n, 1, 1, 1]), Draws(tf.constant([7, alpha > 1], tf.int64)))
+    lam = params["lam"].numpy()
+    assert stats.kstest(lam, stats.beta(alpha, alpha).cdf).pvalue > 1e-3
+    partner, seen, i = params["partner"].numpy(), set(), 0
+    while i not in seen:  # follow the cycle from image 0: it must visit every image
+        seen.add(i)
+        i = partner[i]
+    assert len(seen) == n
+
+
 def test_cutmix_label_weight_is_exact_pasted_area():
     x, y = _identity_batch(batch=16, size=13)  # odd size: boxes get clipped and rounded
     xm, ym = L.CutMix(alpha=1.0, num_classes=16, seed=2)((x, y))

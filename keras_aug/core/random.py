@@ -43,20 +43,28 @@ class Draws:
         self._k1 = _mix32(key[1] ^ 0x85EBCA6B)
         self._count = 0
 
-    def _bits(self, shape) -> tf.Tensor:
-        """Uniform uint32 values (held in int64) of `shape`."""
-        self._count += 1
+    def _bits(self, shape, stream=None, offset=0) -> tf.Tensor:
+        """Uniform uint32 values (held in int64) of `shape`: elements `offset..offset + size` of
+        stream number `stream` (default: the next one)."""
+        if stream is None:
+            self._count += 1
+            stream = self._count
         n = tf.reduce_prod(tf.cast(shape, tf.int64))
-        index = tf.range(n, dtype=tf.int64)
-        stream = _mix32(tf.bitwise.bitwise_xor(self._k0, self._count * 0x632BE5AB & _MASK32))
+        index = tf.cast(offset, tf.int64) + tf.range(n, dtype=tf.int64)
+        stream = _mix32(tf.bitwise.bitwise_xor(self._k0, stream * 0x632BE5AB & _MASK32))
         x = _mix32(tf.bitwise.bitwise_xor(index, stream))
         x = _mix32(tf.bitwise.bitwise_xor(x, self._k1) + index & _MASK32)
         return tf.reshape(x, shape)
 
     def uniform(self, shape, minval=0.0, maxval=1.0, dtype=tf.float32) -> tf.Tensor:
         """Floats in [minval, maxval)."""
-        u = tf.cast(tf.bitwise.right_shift(self._bits(shape), 8), tf.float32) * (1.0 / (1 << 24))
+        u = self._unit(self._bits(shape))
         return tf.cast(minval + u * (maxval - minval), dtype)
+
+    @staticmethod
+    def _unit(bits: tf.Tensor) -> tf.Tensor:
+        """uint32 values -> floats in [0, 1) from their top 24 bits."""
+        return tf.cast(tf.bitwise.right_shift(bits, 8), tf.float32) * (1.0 / (1 << 24))
 
     def normal(self, shape, mean=0.0, stddev=1.0) -> tf.Tensor:
         """Box-Muller normals."""
@@ -75,10 +83,13 @@ class Draws:
         return self.uniform(shape) < p
 
     def gamma(self, shape, alpha) -> tf.Tensor:
-        """Gamma(alpha, 1) by Marsaglia-Tsang with a fixed number of proposals (XLA-friendly).
+        """Gamma(alpha, 1) by Marsaglia-Tsang with at most 16 proposals per element (XLA-friendly).
 
-        Each proposal is accepted with probability > 0.95 for alpha >= 1, so with 16 proposals a
-        fallback to the mean happens with probability < 1e-20. alpha < 1 uses the boost
+        Each proposal is accepted with probability > 0.95 for alpha >= 1, so a fallback to the
+        mean after 16 happens with probability < 1e-20. Proposals are drawn in rounds by a
+        `tf.while_loop` that stops once every element has accepted (2-3 rounds for a batch, not
+        16); round r uses elements r*size.. of the same streams, so the values equal those of
+        drawing all 16 proposals at once. alpha < 1 uses the boost
         Gamma(alpha) = Gamma(alpha + 1) * U^(1/alpha).
         """
         alpha = tf.convert_to_tensor(alpha, tf.float32)
@@ -86,15 +97,25 @@ class Draws:
         d = a - 1.0 / 3.0
         c = 1.0 / tf.sqrt(9.0 * d)
         proposals = 16
-        full = tf.concat([[proposals], tf.cast(shape, tf.int32)], 0)
-        z = self.normal(full)
-        u = self.uniform(full)
-        v = (1.0 + c * z) ** 3
-        ok = (v > 0) & (tf.math.log(tf.maximum(u, 1e-30)) < 0.5 * z * z + d - d * v
-                        + d * tf.math.log(tf.maximum(v, 1e-30)))
-        first = tf.argmax(tf.cast(ok, tf.int32), axis=0)
-        value = tf.experimental.numpy.take_along_axis(d * v, first[None], axis=0)[0]
-        value = tf.where(tf.reduce_any(ok, axis=0), value, a)
+        shape = tf.cast(shape, tf.int32)
+        size = tf.reduce_prod(tf.cast(shape, tf.int64))
+        first = self._count + 1  # streams: two uniforms of the Box-Muller normal, acceptance
+        self._count += 3
+
+        def round_(r, value, done):
+            def uniform(stream):
+                return self._unit(self._bits(shape, first + stream, tf.cast(r, tf.int64) * size))
+
+            z = tf.sqrt(-2.0 * tf.math.log(1.0 - uniform(0))) * tf.cos(2.0 * math.pi * uniform(1))
+            u = uniform(2)
+            v = (1.0 + c * z) ** 3
+            ok = (v > 0) & (tf.math.log(tf.maximum(u, 1e-30)) < 0.5 * z * z + d - d * v
+                            + d * tf.math.log(tf.maximum(v, 1e-30)))
+            return r + 1, tf.where(ok & ~done, d * v, value), done | ok
+
+        _, value, _ = tf.while_loop(
+            lambda r, _, done: (r < proposals) & ~tf.reduce_all(done), round_,
+            (tf.constant(0), tf.broadcast_to(a, shape), tf.zeros(shape, tf.bool)))
         boost = tf.pow(tf.maximum(self.uniform(shape), 1e-30), 1.0 / alpha)
         return tf.where(alpha < 1.0, value * boost, value)
 

@@ -20,8 +20,8 @@ def cyclic_partner(uniform: tf.Tensor) -> tf.Tensor:
     wasted on mixing with itself, and every image is used exactly once as a partner.
     """
     order = tf.argsort(uniform, stable=True)
-    rank = tf.argsort(order, stable=True)  # position of each image in `order`
-    return tf.gather(tf.roll(order, shift=-1, axis=0), rank)
+    # partner[order[k]] = order[k + 1]: one scatter instead of a second sort for the inverse
+    return tf.scatter_nd(order[:, None], tf.roll(order, shift=-1, axis=0), tf.shape(order))
 
 
 def blend(images: tf.Tensor, partner: tf.Tensor, weight: tf.Tensor) -> tf.Tensor:
