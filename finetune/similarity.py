@@ -12,7 +12,11 @@ channels, then over layers: in [0, 1]; data like the pretraining data keeps acti
 network expects them, other data shifts them (the mechanism behind AdaBN and BN-based OOD tests).
 
 **Probe method** (fallback for backbones without BatchNorm: VGG, ConvNeXt): a logistic-regression
-probe (3-fold cross-validated) on globally pooled features at each block end. On data similar to
+probe on globally pooled features at each block end, scored by repeated stratified k-fold
+cross-validation (k = min(5, smallest class count), `probe_repeats` reshuffled repeats, averaged).
+One 3-fold split of 50 images is too coarse: measured on HED-VGG16, digits 5-9 at 10/class, 32x32,
+seed 0, it scored block3 and block5 at exactly 0.900 each (a tie), while 5-fold x 4 repeats gives
+0.915 vs 0.825 (block5 is clearly worse, like on the other seeds). On data similar to
 the pretraining data the deepest block is the most linearly useful; on different data an earlier
 block wins (measured for HED-VGG16 on digits: block4 0.94 vs block5 0.83). The score maps the last
 block's accuracy relative to the best earlier block onto [0, 1]:
@@ -55,6 +59,7 @@ def estimate_similarity(
     max_images: int = 512,
     batch_size: int = 64,
     sharpness: float = 10.0,
+    probe_repeats: int = 4,
     details: bool = False,
 ) -> float | SimilarityReport:
     """Similarity in [0, 1] of `dataset` to `backbone`'s pretraining data (see module doc).
@@ -66,12 +71,17 @@ def estimate_similarity(
             BatchNorm layers, else probe).
         max_images: images used (the first ones of `dataset`).
         sharpness: BatchNorm method scale: score = exp(-sharpness * D / D_noise) (module doc).
+        probe_repeats: probe method: repeats of the stratified k-fold cross-validation (each
+            with another shuffle; the accuracies are averaged). More repeats = a less noisy score
+            on tiny datasets, at the cost of more (cheap) logistic-regression fits.
         details: return a `SimilarityReport` (score, method, per-layer/per-block values).
     """
     if method not in METHODS:
         raise ValueError(f"method must be one of {METHODS}, got {method!r}")
     if not isinstance(max_images, int) or max_images < 2:
         raise ValueError(f"max_images must be an integer >= 2, got {max_images!r}")
+    if isinstance(probe_repeats, bool) or not isinstance(probe_repeats, int) or probe_repeats < 1:
+        raise ValueError(f"probe_repeats must be a positive integer, got {probe_repeats!r}")
     if isinstance(backbone, str):
         backbone = build_backbone(backbone, weights, input_shape)
     elif not isinstance(backbone, Backbone):
@@ -87,7 +97,7 @@ def estimate_similarity(
     else:
         if labels is None:
             raise ValueError("method='probe' needs labels: pass a dataset of (image, label) pairs")
-        report = _probe_similarity(backbone, images, labels, batch_size)
+        report = _probe_similarity(backbone, images, labels, batch_size, probe_repeats)
     report.images = len(images)
     return report if details else report.score
 
@@ -198,9 +208,9 @@ def _batchnorm_similarity(backbone, bns, images, batch_size, sharpness) -> Simil
     return SimilarityReport(float(np.clip(score, 0.0, 1.0)), "batchnorm", per_layer)
 
 
-def _probe_similarity(backbone, images, labels, batch_size) -> SimilarityReport:
+def _probe_similarity(backbone, images, labels, batch_size, repeats) -> SimilarityReport:
     from sklearn.linear_model import LogisticRegression
-    from sklearn.model_selection import StratifiedKFold, cross_val_score
+    from sklearn.model_selection import RepeatedStratifiedKFold, cross_val_score
     from sklearn.pipeline import make_pipeline
     from sklearn.preprocessing import StandardScaler
 
@@ -223,7 +233,8 @@ def _probe_similarity(backbone, images, labels, batch_size) -> SimilarityReport:
     for i in range(0, len(images), batch_size):
         for f, out in zip(feats, run(images[i:i + batch_size])):
             f.append(out.numpy())
-    folds = StratifiedKFold(n_splits=3, shuffle=True, random_state=0)
+    folds = RepeatedStratifiedKFold(n_splits=int(min(5, counts.min())), n_repeats=repeats,
+                                    random_state=0)
     per_block = {}
     for block, f in zip(backbone.blocks[1:], feats):
         probe = make_pipeline(StandardScaler(), LogisticRegression(C=0.5, max_iter=2000))

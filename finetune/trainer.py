@@ -44,6 +44,7 @@ def fine_tune(
     checkpoint_path: str | None = None,
     cache_frozen_features: bool = False,
     monitor: str | None = None,
+    restore_best: bool = True,
     seed: int | None = None,
     verbose: int = 1,
     callbacks: list | None = None,
@@ -62,6 +63,12 @@ def fine_tune(
             datasets without random augmentation. A phase that trains the first block has no
             frozen front and runs on the images.
         monitor: "val_accuracy" with `val_ds`, else the training "loss".
+        restore_best: end with the best weights by `monitor` (over all phases); False keeps the
+            final weights (as the Keras transfer-learning guide does). Without `val_ds` the
+            monitor is the training loss, which cannot tell whether a fine-tuning phase
+            generalizes better than the head phase before it (its dropout/L2 loss often stays
+            above the head phase's best, so restoring would discard the fine-tuning).
+            `checkpoint_path` holds the best weights either way.
         seed: shuffling seed (and Keras' global seed for the head's initialisation).
         verbose: 0 silent, 1 a line per phase plus Keras' progress bar, 2 a line per epoch.
         callbacks: extra Keras callbacks for every phase.
@@ -113,7 +120,10 @@ def fine_tune(
             history.setdefault(key, []).extend(values)
         history.setdefault("phase", []).extend([phase.name] * len(h.history.get("loss", [])))
         phase_seconds[phase.name] = time.time() - t0
-    best.restore()
+    if restore_best:
+        best.restore()
+    else:
+        best.finish()
     return FinetuneResult(model, history, best.best, best.best_epoch, monitor, checkpoint_path,
                           time.time() - start, phase_seconds)
 
@@ -144,6 +154,11 @@ class _BestWeights(keras.callbacks.Callback):
     def restore(self):
         if self.weights is not None:
             self.target.set_weights(self.weights)
+        self.finish()
+
+    def finish(self):
+        """Report `best` in the monitor's own sign; drop the in-memory copy."""
+        self.weights = None
         if self.mode == "min":
             self.best = -self.best
 

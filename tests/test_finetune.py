@@ -167,6 +167,8 @@ def test_probe_similarity_and_method_errors(small_digits):
         estimate_similarity(backbone, small_digits.map(lambda x, y: x), method="probe")
     with pytest.raises(ValueError, match="method must be one of"):
         estimate_similarity(backbone, small_digits, method="kl")
+    with pytest.raises(ValueError, match="probe_repeats must be a positive integer, got 0"):
+        estimate_similarity(backbone, small_digits, method="probe", probe_repeats=0)
     vgg = build_backbone("VGG16", weights=None, input_shape=SHAPE)
     with pytest.raises(ValueError, match="VGG16 has no BatchNormalization layer; use method='probe'"):
         estimate_similarity(vgg, small_digits, method="batchnorm")
@@ -183,6 +185,10 @@ def test_probe_similarity_and_method_errors(small_digits):
         (60, 0.9, "large+similar", 2, ["head", "fine-tune"], (1, 2)),
         (60, 0.2, "large+different", 1, ["head", "fine-tune"], (0, 1)),
         (50, 0.5, "large+similar", 2, ["head", "fine-tune"], (1, 2)),  # thresholds inclusive
+        # small data: a near tie (below similar_threshold + small_tie_margin) -> earlier cut
+        (10, 0.5, "small+different", 1, ["head"], ()),
+        (10, 0.549, "small+different", 1, ["head"], ()),
+        (10, 0.55, "small+similar", 2, ["head"], ()),
         (10, None, "small+similar", 2, ["head"], ()),  # unknown similarity -> assumed similar
     ],
 )
@@ -197,6 +203,9 @@ def test_plan_quadrants(per_class, similarity, quadrant, cut, phases, trained):
     assert "large_per_class=50" in text and "similar_threshold=0.5" in text
     assert "BatchNorm: kept in inference mode" in text
     assert ("different domain" in text) == quadrant.endswith("different")
+    assert "small_tie_margin=0.05 for small data: ties go to the earlier cut" in text
+    near_tie = per_class < 50 and similarity is not None and 0.5 <= similarity < 0.55
+    assert ("near tie for small data: similarity" in text) == near_tie
     if similarity is None:
         assert "not given (assumed similar)" in text
 
@@ -218,6 +227,7 @@ def test_plan_learning_rates_and_explain_prints(capsys):
         (dict(dataset_size=0), "dataset_size must be a positive integer, got 0"),
         (dict(num_classes=1), "num_classes must be at least 2, got 1"),
         (dict(similar_threshold=2.0), r"similar_threshold must be in \[0, 1\], got 2.0"),
+        (dict(small_tie_margin=-0.1), r"small_tie_margin must be in \[0, 1\], got -0.1"),
         (dict(bn_policy="train"), "bn_policy must be one of"),
         (dict(block_lr_decay=0.0), r"block_lr_decay must be in \(0, 1\]"),
         (dict(backbone="ResNet5O"), "Unknown backbone 'ResNet5O'"),
@@ -293,6 +303,23 @@ def test_fine_tune_runs_phases_recompiles_and_checkpoints(tmp_path, small_digits
     # the best weights are restored into the returned model
     _, acc = result.model.evaluate(val.batch(40), verbose=0)
     assert acc == pytest.approx(result.best_value, abs=1e-6)
+
+
+def test_fine_tune_restore_best_false_keeps_final_weights(small_digits, tmp_path):
+    final = []
+
+    class Last(keras.callbacks.Callback):
+        def on_train_end(self, logs=None):
+            final.append([w.copy() for w in self.model.get_weights()])
+
+    p = _digits_plan(3, 0.9, head_epochs=4, head_lr=0.1)  # a large rate: the loss is not monotone
+    path = str(tmp_path / "best.weights.h5")
+    r = fine_tune(p, small_digits, None, cache_frozen_features=True, seed=1, verbose=0,
+                  restore_best=False, checkpoint_path=path, callbacks=[Last()])
+    for got, want in zip(r.model.head.get_weights(), final[-1]):
+        np.testing.assert_array_equal(got, want)
+    assert r.best_value == pytest.approx(min(r.history["loss"]))  # reported in the loss's sign
+    assert os.path.isfile(path)
 
 
 def test_cached_features_equal_uncached_head_phase(small_digits):
