@@ -12,7 +12,7 @@ How the order of ops is kept:
   above range, cutout side 0) for images that did not choose it in that slot, fused by XLA into
   one pass over the batch (`_barrier` keeps XLA from fusing across slots). Invert is computed once and kept (`tf.where`) only for the
   images that chose it. Costly ops (Equalize, AutoContrast, Sharpness) run only on the images
-  that chose them, gathered in fixed-size chunks (`_apply_to_chosen`), not on the whole batch.
+  that chose them (`_apply_to_chosen`), not on the whole batch.
 - For each image, a colour op that comes BEFORE its last geometric op runs before the warp; one
   that comes AFTER it runs after the warp; an image without geometric ops runs its first K-1 ops
   before the warp and its last op after it (its warp matrix is the identity, which resamples
@@ -41,11 +41,12 @@ from keras_aug.policies.registry import (
     op_parameter,
 )
 
-try:  # XLA's OptimizationBarrier (also runs outside XLA; see _barrier) and DynamicUpdateSlice
+try:  # XLA's OptimizationBarrier (also runs outside XLA; see _barrier) and in-place update
+    from tensorflow.compiler.tf2xla.python.xla import dynamic_slice as _dynamic_slice
     from tensorflow.compiler.tf2xla.python.xla import dynamic_update_slice as _dynamic_update_slice
     from tensorflow.compiler.tf2xla.python.xla import optimization_barrier as _optimization_barrier
 except ImportError:  # pragma: no cover - older TensorFlow
-    _optimization_barrier = _dynamic_update_slice = None
+    _optimization_barrier = _dynamic_slice = _dynamic_update_slice = None
 
 _PARAMETERLESS = {"AutoContrast": "autocontrast", "Equalize": "equalize", "Invert": "invert"}
 
@@ -159,38 +160,60 @@ class _Context:
         return tf.where(where, value, identity)
 
 
-COSTLY_CHUNK = 8  # images per gathered chunk of costly ops (see _apply_to_chosen)
+COSTLY_CHUNK = 8  # images per gathered chunk of costly ops without XLA (see _apply_to_chosen)
 
 
 def _apply_to_chosen(x: tf.Tensor, costly, capacity: int | None = None, xla: bool = False):
-    """Apply costly ops only to the images that chose them, `capacity` images at a time.
+    """Apply costly ops only to the images that chose them.
 
     `costly` is a list of `(chosen (B,) bool, fn(images, *params), params)`; each image chose at
-    most one of them. For ops that cost far more than an elementwise pass (equalize's histograms,
-    sharpness' 3x3 filter, autocontrast's reductions): only the images that chose one of them are
-    gathered, in fixed-size chunks (static shapes for XLA). The loop runs ceil(count / capacity)
-    times, zero when no image chose a costly op. Within a chunk (<= capacity chosen images) the
-    costly ops are evaluated together and each image keeps its own: a branch per op costs more to
-    build and compile (two function graphs per `tf.cond`) than three ops on a handful of images.
+    most one of them. These ops cost far more than an elementwise pass (equalize's histograms,
+    sharpness' 3x3 filter, autocontrast's reductions), and few images choose them, so they must
+    not run on the whole batch. The chosen images come first in a stable sort by op (static
+    shapes), then:
 
-    Results go back differently with and without XLA: XLA writes each chunk into a buffer with an
-    in-place dynamic-update-slice and places all of them with one gather at the end (an XLA CPU
-    scatter per chunk costs about a pass over the whole batch); plain TF scatters each chunk.
+    - under XLA, a loop over the chosen images only: each one is sliced out, runs its own op
+      (`switch_case`) and is written back with an in-place dynamic-update-slice. Measured at
+      224x224, batch 64, 5 images per op: 2.7x faster than gathering fixed-size chunks, which
+      computed every op on every slot of a chunk and paid a full-batch gather to put them back.
+    - without XLA (no in-place update), `capacity` images at a time are gathered, all ops run on
+      the chunk, each image keeps its own, and one scatter per chunk puts them back.
+    The loop runs zero times when no image chose a costly op.
     """
-    capacity = capacity or COSTLY_CHUNK
-    static_b = x.shape[0]
-    cap = min(capacity, static_b) if static_b else capacity
     b = tf.shape(x)[0]
     rank = tf.fill([b], len(costly))
     for i, (chosen, _, _) in reversed(list(enumerate(costly))):
         rank = tf.where(chosen, i, rank)
     count = tf.reduce_sum(tf.cast(rank < len(costly), tf.int32))
     permutation = tf.argsort(rank, stable=True)  # chosen images first, grouped by op
+
+    if xla and _dynamic_update_slice is not None:
+        size = tf.concat([[1], tf.shape(x)[1:]], 0)
+
+        def one(i, x):
+            # gathers, not `t[j]`: a strided slice at a traced index also becomes a constant
+            j = tf.gather(permutation, i)
+            start = tf.stack([j, 0, 0, 0])
+            # XLA's own DynamicSlice: tf.slice would make `start` a compile-time constant, and
+            # with it the layer's random key (one XLA compilation per call, measured 1.2 s)
+            image = _dynamic_slice(x, start, size)
+            branches = [
+                (lambda fn=fn, params=params: fn(image, *[tf.gather(p, j[None]) for p in params]))
+                for _, fn, params in costly
+            ]
+            op = tf.gather(rank, j)
+            out = tf.switch_case(op, branches) if len(branches) > 1 else branches[0]()
+            return i + 1, _dynamic_update_slice(x, tf.reshape(out, size), start)
+
+        return tf.while_loop(lambda i, _: i < count, one, (tf.constant(0), x))[1]
+
+    capacity = capacity or COSTLY_CHUNK
+    static_b = x.shape[0]
+    cap = min(capacity, static_b) if static_b else capacity
     # tile so every chunk slice is in range; repeated (invalid) entries are never kept
     order = tf.tile(permutation, [(cap + b - 1) // b + 1])
-    chunks = (count + cap - 1) // cap
 
-    def chunk(i):
+    def chunk(i, x_acc):
         idx = tf.slice(order, [i * cap], [cap])
         sub = tf.gather(x, idx)
         valid = (i * cap + tf.range(cap)) < count
@@ -199,28 +222,10 @@ def _apply_to_chosen(x: tf.Tensor, costly, capacity: int | None = None, xla: boo
             here = tf.gather(chosen, idx) & valid
             done = fn(sub, *[tf.gather(p, idx) for p in params])
             out = tf.where(here[:, None, None, None], done, out)
-        return idx, sub, out
-
-    if xla and static_b and _dynamic_update_slice is not None:
-        slots = -(-static_b // cap) * cap
-        buffer = tf.zeros(tf.concat([[slots], tf.shape(x)[1:]], 0), x.dtype)
-
-        def write(i, buffer):
-            _, _, out = chunk(i)
-            start = tf.stack([i * cap, 0, 0, 0])
-            return i + 1, _dynamic_update_slice(buffer, out, start)
-
-        _, buffer = tf.while_loop(lambda i, _: i < chunks, write, (tf.constant(0), buffer))
-        position = tf.argsort(permutation)  # where each image sits in the sorted order
-        kept = tf.gather(buffer, tf.minimum(position, slots - 1))
-        return tf.where((rank < len(costly))[:, None, None, None], kept, x)
-
-    def add(i, x_acc):
-        idx, sub, out = chunk(i)
         return i + 1, tf.tensor_scatter_nd_add(x_acc, idx[:, None], out - sub)
 
-    _, x = tf.while_loop(lambda i, _: i < chunks, add, (tf.constant(0), x))
-    return x
+    chunks = (count + cap - 1) // cap
+    return tf.while_loop(lambda i, _: i < chunks, chunk, (tf.constant(0), x))[1]
 
 
 def _barrier(x: tf.Tensor) -> tf.Tensor:
