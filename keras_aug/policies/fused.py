@@ -6,7 +6,8 @@ ops; no op is computed on every image and then selected, and no image is process
 
 How the order of ops is kept:
 - Geometric ops (Rotate, Shear*, Translate*) of all slots become one per-sample 3x3 matrix
-  (output->input, `A_1 @ A_2 @ ... @ A_K`, i.e. slot 1 is applied first) and ONE warp.
+  (output->input, `A_1 @ A_2 @ ... @ A_K`, i.e. slot 1 is applied first) and ONE warp, of only
+  the images that chose a geometric op (under XLA; see `_apply_to_chosen`).
 - Non-geometric ops run in "colour slots": a colour slot applies every elementwise family present
   in the policy once, with per-sample parameters and identity values (factor 1, bits 8, threshold
   above range, cutout side 0) for images that did not choose it in that slot, fused by XLA into
@@ -117,11 +118,14 @@ def apply_op_sequence(
         for k in range(1, num_slots):
             matrices = tf.matmul(matrices, _slot_matrix(k, ctx))
 
-        def warp(x=x):  # an identity matrix reproduces an image exactly (integer sample points)
-            return geometry_ops.warp(x, matrices, interpolation=interpolation,
+        def warp(x, m=matrices):  # an identity matrix reproduces an image exactly
+            return geometry_ops.warp(x, m, interpolation=interpolation,
                                      fill_mode="constant", fill_value=fill_value)
 
-        x = tf.cond(tf.reduce_any(is_geom), warp, lambda: x)
+        if xla:  # warp only the images with a geometric op: measured 1.3x for RandAugment
+            x = _apply_to_chosen(x, [(tf.reduce_any(is_geom, axis=1), warp, (matrices,))], xla=True)
+        else:
+            x = tf.cond(tf.reduce_any(is_geom), lambda: warp(x), lambda: x)
         for k in range(0 if num_slots == 1 else 1, num_slots):
             after = (k > last_geom) & ~colour_only
             active = ~is_geom[:, k] & (after | (colour_only & (k == last)))
