@@ -29,6 +29,9 @@ class Case:
     albumentations: Callable[[], Callable] | None = None  # per-image uint8 numpy transform
     takes_labels: bool = False  # mixing layers need (images, labels)
     goal: float | None = None  # required ratio ours/keras
+    # fresh Keras layers to time (median): a layer that draws its ops with Python `random` at
+    # trace time (Keras' AugMix) runs a different frozen chain, at a different speed, per trace
+    keras_instances: int = 1
     # (ours, keras) img/s -> a line printed under the table
     note: Callable[[float | None, float | None], str] | None = None
 
