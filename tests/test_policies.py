@@ -168,6 +168,23 @@ def test_mixed_batch_each_image_gets_its_own_op(photo):
     assert np.abs(out[2] - np.asarray(ImageOps.equalize(Image.fromarray(photo)))).max() <= 1
 
 
+def test_xla_path_equals_graph_path(photo):
+    """Under XLA costly ops and the warp run per chosen image (in-place updates); without XLA
+    in gathered chunks. Every op in every slot, several images per op: the same output."""
+    names = tuple(RANDAUGMENT_OPS)
+    rng = np.random.default_rng(0)
+    b = 3 * len(names)
+    ops = tf.constant(np.stack([np.arange(b) % len(names), rng.permutation(b) % len(names)], 1))
+    mags, signs = tf.constant(rng.uniform(0, 1, (b, 2)), tf.float32), tf.ones([b, 2])
+    x = tf.constant(np.stack([photo] * b), tf.float32)
+
+    def run(images, xla):
+        return apply_op_sequence(images, ops, mags, signs, op_names=names, xla=xla)
+
+    compiled = tf.function(lambda images: run(images, True), jit_compile=True)(x).numpy()
+    np.testing.assert_allclose(compiled, run(x, False).numpy(), atol=1e-2)
+
+
 # ----------------------------------------------------------------- layers
 def graph(layer):
     """Run the layer's apply step as a plain graph: XLA compiles of these fused graphs take seconds
