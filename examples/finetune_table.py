@@ -196,6 +196,28 @@ def arms(args, weights, size, per_class, seed, train_full, test):
     return out, notes, chosen.quadrant, similarity.score
 
 
+def digits_backbone_check(train_full, test, seeds, per_class=10, head_epochs=100) -> dict:
+    """Same architecture with and without pretraining, on a backbone whose pretraining is related:
+    the shipped DigitsCNN04 (pretrained on the train split's digits 0-4) vs the same network from
+    `weights=None`, both under the plan chosen for the pretrained one (BatchNorm similarity)."""
+    out = {"pretrained (plan)": [], "random init (same plan)": [], "quadrants": [], "similarities": []}
+    for seed in seeds:
+        train = few_shot(train_full, per_class, seed=seed)
+        s = estimate_similarity("DigitsCNN04", train, input_shape=(32, 32, 3))
+        for arm, weights in (("pretrained (plan)", "imagenet"), ("random init (same plan)", None)):
+            keras.utils.set_random_seed(seed)
+            p = plan("DigitsCNN04", per_class * 5, 5, s, weights=weights, input_shape=(32, 32, 3),
+                     head_epochs=head_epochs, finetune_epochs=8)
+            acc, _ = run_plan(p, train, test, seed, "DigitsCNN04 " + arm)
+            out[arm].append(acc)
+        out["quadrants"].append(p.quadrant)
+        out["similarities"].append(s)
+        print(f"  DigitsCNN04 {per_class}/class seed {seed}: similarity {s:.3f} -> {p.quadrant}; "
+              f"pretrained {out['pretrained (plan)'][-1]:.3f}, random init "
+              f"{out['random init (same plan)'][-1]:.3f}", flush=True)
+    return out
+
+
 def skimage_crops(names, n, seed=0):
     """Gray 32x32 crops (48-128 px, resized) of scikit-image's bundled images; label = source."""
     from skimage import data as skdata
@@ -265,6 +287,8 @@ def main() -> None:
     parser.add_argument("--ft-epochs-small", type=int, default=8)
     parser.add_argument("--ft-epochs-large", type=int, default=2)
     parser.add_argument("--skip-similarity", action="store_true")
+    parser.add_argument("--digits-backbone", action="store_true",
+                        help="only the DigitsCNN04 pretrained-vs-random-init check (32x32, ~1 min)")
     parser.add_argument("--restore-best", action="store_true",
                         help="end each arm with its lowest-training-loss weights over all phases "
                              "(default: the final weights; the training loss usually prefers the "
@@ -280,7 +304,8 @@ def main() -> None:
     if os.path.exists(path) and not args.fresh:
         with open(path) as f:
             stored = json.load(f)
-        if not all(isinstance(v, dict) and "arms" in v for v in stored.values()):
+        if not all(isinstance(v, dict) and ("arms" in v or k == "digits_backbone")
+                   for k, v in stored.items()):
             stored = {}  # an older format
     if args.plot_only:
         print(format_table(stored))
@@ -294,6 +319,10 @@ def main() -> None:
     start = time.time()
     weights = hed_to_vgg16(hed_weights_file(), args.size)
     train_full, test = digits_5_to_9()
+    if args.digits_backbone:
+        stored["digits_backbone"] = {**digits_backbone_check(train_full, test, args.seeds),
+                                     "seeds": args.seeds, "restore_best": args.restore_best}
+        args.per_class, args.skip_similarity = [], True
     print(f"HED conv weights -> {weights}; digits 5-9: {len(test[1])} test images", flush=True)
     sims = {} if args.skip_similarity else similarity_check(weights, args.size)
     for per_class in args.per_class:
@@ -351,7 +380,7 @@ def save_plot(stored: dict, path: str) -> str:
     regimes = _regimes(stored, final_weights_only=True)
     names = list(regimes)
     arms_ = [SCRATCH_SMALL, SCRATCH_VGG, FROZEN, FULL, PLAN]
-    fig, ax = plt.subplots(figsize=(8.5, 3.8))
+    fig, ax = plt.subplots(figsize=(8.5, 4.4))
     width = 0.8 / len(arms_)
     for i, arm in enumerate(arms_):
         xs, means, stds = [], [], []
@@ -364,12 +393,12 @@ def save_plot(stored: dict, path: str) -> str:
         ax.bar(xs, means, width, yerr=stds, capsize=3, label=arm)
     ax.set_xticks(np.arange(len(names)) + 0.4 - width / 2)
     ax.set_xticklabels([f"{n.replace('/class', ' images/class')} input" for n in names], fontsize=8)
-    ax.set_ylim(0.2, 1.0)
+    ax.set_ylim(0.0, 1.0)
     ax.set_ylabel("test accuracy, digits 5-9")
-    seeds = sorted({len(v["seeds"]) for v in regimes.values()})
-    ax.set_title(f"VGG16 (HED conv weights) fine-tuning arms vs from scratch, {seeds} seeds",
-                 fontsize=9)
-    ax.legend(fontsize=7, loc="lower right")
+    seeds = "/".join(str(n) for n in sorted({len(v["seeds"]) for v in regimes.values()}))
+    ax.set_title(f"VGG16 (HED conv weights) fine-tuning arms vs from scratch, {seeds} seeds, "
+                 "mean ± std", fontsize=9)
+    ax.legend(fontsize=7, loc="upper center", bbox_to_anchor=(0.5, -0.1), ncol=3)
     ax.grid(axis="y", alpha=0.3)
     fig.tight_layout()
     os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
@@ -408,6 +437,13 @@ def format_table(stored: dict) -> str:
                      f"similarity {np.round(r['similarities'], 3).tolist()}; best arm '{best}'; "
                      f"plan within one std of best: {ok}; {gains}; weights kept from phase: "
                      f"{r.get('kept_phase', {})}")
+    digits = stored.get("digits_backbone")
+    if digits:
+        a, b = np.asarray(digits["pretrained (plan)"]), np.asarray(digits["random init (same plan)"])
+        lines += ["", f"DigitsCNN04 (pretrained on train-split digits 0-4) on digits 5-9, 10/class, "
+                  f"seeds {digits['seeds']}, plan quadrants {digits['quadrants']}:",
+                  f"pretrained {a.mean():.3f} ± {a.std():.3f}; same network from weights=None, same "
+                  f"plan {b.mean():.3f} ± {b.std():.3f}; gain {(a.mean() - b.mean()) * 100:+.1f} points"]
     sims = stored.get("similarity", {}).get("rows")
     if sims:
         size = stored["similarity"]["size"]
