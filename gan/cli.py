@@ -25,6 +25,10 @@ def register(subparsers) -> None:
     train.add_argument("--ada-target", type=float, default=None,
                        help="adaptive augmentation probability with this r_t target (ADA uses 0.6)")
     train.add_argument("--seed", type=int, default=0, help="GAN seed (weights, noise, batches)")
+    train.add_argument("--diversity-weight", type=float, default=0.3,
+                       help="mode-seeking term against within-class collapse (MSGAN; 0 disables)")
+    train.add_argument("--aux-weight", type=float, default=1.0,
+                       help="weight of the auxiliary class loss (AC-GAN head)")
     train.set_defaults(func=_train)
 
     sample = commands.add_parser("sample", help="write a grid of samples (and optionally a SavedModel)")
@@ -33,6 +37,8 @@ def register(subparsers) -> None:
     sample.add_argument("--n", type=int, default=64, help="number of samples (default 64)")
     sample.add_argument("--label", type=int, default=None, help="only this class (default: balanced)")
     sample.add_argument("--seed", type=int, default=0)
+    sample.add_argument("--temperature", type=float, default=1.0,
+                        help="noise scale: < 1 more typical samples, > 1 more diverse (default 1)")
     sample.add_argument("--out", default="gan_samples.png", help="grid PNG path")
     sample.add_argument("--export", default=None, help="also export the generator SavedModel here")
     sample.set_defaults(func=_sample)
@@ -51,6 +57,7 @@ def _train(args: argparse.Namespace) -> int:
         train, args.out, steps=args.steps, batch_size=args.batch_size,
         checkpoint_every=args.checkpoint_every, sample_every=args.sample_every,
         resume=args.resume, policy=policy, ada_target=args.ada_target, seed=args.seed,
+        diversity_weight=args.diversity_weight, aux_weight=args.aux_weight,
         extra={"dataset": args.dataset, "per_class": args.per_class, "subset_seed": args.subset_seed,
                "image_dtype": "uint8"},
     )
@@ -64,7 +71,8 @@ def _sample(args: argparse.Namespace) -> int:
     from gan.sampler import SampleGenerator
 
     sampler = SampleGenerator.load(args.checkpoint)
-    images, labels = sampler.sample(args.n, labels=args.label, seed=args.seed)
+    images, labels = sampler.sample(args.n, labels=args.label, seed=args.seed,
+                                    temperature=args.temperature)
     save_image_grid(images, args.out, titles=[str(k) for k in labels], ncols=min(10, args.n),
                     value_range=sampler.config.value_range)
     print(f"kaug gan: wrote {args.n} samples to {args.out}")

@@ -104,8 +104,8 @@ class SampleGenerator:
     def num_classes(self) -> int:
         return self.config.num_classes
 
-    def sample(self, n: int, labels=None, seed: int = 0, batch_size: int = 256
-               ) -> tuple[np.ndarray, np.ndarray]:
+    def sample(self, n: int, labels=None, seed: int = 0, batch_size: int = 256,
+               temperature: float = 1.0) -> tuple[np.ndarray, np.ndarray]:
         """`n` images in the real data's value range and dtype, and their int64 labels.
 
         Args:
@@ -114,9 +114,12 @@ class SampleGenerator:
                 (0, 1, ..., K-1, 0, 1, ...).
             seed: the same seed gives the same images.
             batch_size: generator batch size (does not change the images).
+            temperature: scale of the noise (> 0). Below 1 trades diversity for typical
+                samples (the truncation trick), above 1 the reverse.
         """
         labels = self._labels(n, labels)
-        noise = tf.random.stateless_normal([n, self.config.latent_dim], [int(seed), 0x6A4])
+        temperature = _check_temperature(temperature)
+        noise = temperature * tf.random.stateless_normal([n, self.config.latent_dim], [int(seed), 0x6A4])
         chunks = []
         for start in range(0, n, batch_size):
             stop = min(n, start + batch_size)
@@ -124,19 +127,21 @@ class SampleGenerator:
         return self._cast(np.concatenate(chunks)), labels
 
     def as_dataset(self, n: int | None = None, labels=None, seed: int = 0,
-                   batch_size: int = 256) -> tf.data.Dataset:
+                   batch_size: int = 256, temperature: float = 1.0) -> tf.data.Dataset:
         """Unbatched tf.data of `(image, label)`: `n` samples generated now, or with `n=None`
-        an endless stream generated batch by batch (balanced classes, batch i from `(seed, i)`)."""
+        an endless stream generated batch by batch (balanced classes, batch i from `(seed, i)`).
+        `temperature` scales the noise as in `sample`."""
         if n is not None:
-            images, labels = self.sample(n, labels, seed, batch_size)
+            images, labels = self.sample(n, labels, seed, batch_size, temperature)
             return tf.data.Dataset.from_tensor_slices((images, labels))
         if labels is not None:
             raise ValueError("labels must be None for an endless stream (n=None); it is balanced")
+        temperature = _check_temperature(temperature)
         gen_labels = tf.constant(np.arange(batch_size) % self.num_classes, tf.int32)
 
         def batch(i):
             key = tf.stack([tf.constant(int(seed), tf.int64), 0x6A5 + i])
-            noise = tf.random.stateless_normal([batch_size, self.config.latent_dim], key)
+            noise = temperature * tf.random.stateless_normal([batch_size, self.config.latent_dim], key)
             images = self._to_dtype(self._generate(noise, gen_labels))
             return images, tf.cast(gen_labels, tf.int64)
 
@@ -150,12 +155,40 @@ class SampleGenerator:
             return tf.cast(tf.clip_by_value(tf.round(images), 0, 255), tf.uint8)
         return tf.cast(images, self.image_dtype)
 
-    def mix_with(self, real_ds: tf.data.Dataset, ratio: float = 0.5, seed: int = 0) -> tf.data.Dataset:
+    def mix_with(self, real_ds: tf.data.Dataset, ratio: float = 0.5, seed: int = 0,
+                 real_repeats: int = 1, classifier=None, oversample: int = 3,
+                 temperature: float = 1.0) -> tf.data.Dataset:
         """The real `(image, label)` examples plus synthetic ones so that a fraction `ratio` of
         the result is synthetic (balanced over classes), shuffled once with `seed`. Finite, so
-        it caches and batches like the real set (e.g. in `keras_aug.data.make_pipeline`)."""
+        it caches and batches like the real set (e.g. in `keras_aug.data.make_pipeline`).
+
+        Args:
+            real_ds: unbatched `(image, label)` real training set.
+            ratio: synthetic fraction of the result, in [0, 1).
+            seed: seed of the synthetic images and of the shuffle.
+            real_repeats: the real set appears this many times, and as many times more distinct
+                synthetic images are drawn: the synthetic fraction of every batch stays `ratio`
+                but the classifier sees `real_repeats` x more different generated images.
+            classifier: optional confidence filter (a known technique for generated training
+                data, e.g. He et al. 2023 filter with CLIP): a Keras model or callable that maps
+                a float32 batch in the real data's value range to class probabilities or logits,
+                typically a classifier trained on the real images alone. `oversample` x more
+                synthetic images are drawn and, per class, the ones it gives the highest
+                probability of their requested class are kept.
+            oversample: candidates drawn per kept image when filtering (>= 1).
+            temperature: noise scale, as in `sample`.
+
+        Example:
+            >>> teacher = train_on(real)                      # any classifier of the real images
+            >>> mixed = sampler.mix_with(real, ratio=0.5, real_repeats=10, classifier=teacher)
+        """
         if isinstance(ratio, bool) or not isinstance(ratio, (int, float)) or not 0.0 <= ratio < 1.0:
             raise ValueError(f"ratio must be the synthetic fraction in [0, 1), got {ratio!r}")
+        for name, value in (("real_repeats", real_repeats), ("oversample", oversample)):
+            if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
+                raise ValueError(f"{name} must be a positive integer, got {value!r}")
+        if classifier is not None and not callable(classifier):
+            raise TypeError(f"classifier must be a Keras model or callable, got {type(classifier).__name__}")
         from gan.trainer import dataset_arrays
 
         images, labels = dataset_arrays(real_ds)
@@ -166,13 +199,44 @@ class SampleGenerator:
                 f"real_ds images have shape {tuple(images.shape[1:])}, the generator makes "
                 f"{tuple(self.config.image_shape)}"
             )
+        images = np.concatenate([images] * real_repeats)
+        labels = np.concatenate([labels] * real_repeats)
         n_synthetic = int(round(len(images) * ratio / (1.0 - ratio)))
         if n_synthetic:
-            synthetic, synthetic_labels = self.sample(n_synthetic, seed=seed)
+            if classifier is None:
+                synthetic, synthetic_labels = self.sample(n_synthetic, seed=seed, temperature=temperature)
+            else:
+                synthetic, synthetic_labels = self._confident(n_synthetic, classifier, oversample, seed,
+                                                              temperature)
             images = np.concatenate([images, synthetic.astype(images.dtype)])
             labels = np.concatenate([labels, synthetic_labels])
         order = np.random.default_rng(seed).permutation(len(images))
         return tf.data.Dataset.from_tensor_slices((images[order], labels[order]))
+
+    def _confident(self, n: int, classifier, oversample: int, seed: int, temperature: float):
+        """`n` balanced samples: the most confidently classified of `oversample * n` candidates."""
+        candidates, labels = self.sample(n * oversample, seed=seed, temperature=temperature)
+        scores = []
+        for start in range(0, len(candidates), 256):
+            batch = tf.constant(candidates[start:start + 256], tf.float32)
+            scores.append(np.asarray(classifier(batch, training=False) if isinstance(classifier, keras.Model)
+                                     else classifier(batch), np.float32))
+        scores = np.concatenate(scores)
+        if scores.shape != (len(labels), self.num_classes):
+            raise ValueError(
+                f"classifier must return ({len(labels)}, {self.num_classes}) class scores, got {scores.shape}"
+            )
+        is_probability = scores.min() >= 0 and np.allclose(scores.sum(axis=1), 1.0, atol=1e-3)
+        probabilities = scores if is_probability else np.asarray(tf.nn.softmax(scores))
+        confidence = probabilities[np.arange(len(labels)), labels]
+        wanted = self._labels(n, None)  # the balanced label sequence `sample` would give
+        keep = []
+        for k in range(self.num_classes):
+            count = int(np.sum(wanted == k))
+            index = np.flatnonzero(labels == k)
+            keep.append(index[np.argsort(-confidence[index], kind="stable")[:count]])
+        keep = np.sort(np.concatenate(keep))
+        return candidates[keep], labels[keep]
 
     # helpers -------------------------------------------------------------------------------
     def _labels(self, n, labels) -> np.ndarray:
@@ -206,6 +270,12 @@ def sampling_model(generator: keras.Model, config: GANConfig) -> keras.Model:
     images = generator([noise, label])
     images = keras.layers.Rescaling((high - low) / 2.0, offset=(high + low) / 2.0, name="to_value_range")(images)
     return keras.Model([noise, label], images, name="sampler")
+
+
+def _check_temperature(temperature) -> float:
+    if isinstance(temperature, bool) or not isinstance(temperature, (int, float)) or not temperature > 0:
+        raise ValueError(f"temperature must be a positive noise scale (1 = as trained), got {temperature!r}")
+    return float(temperature)
 
 
 def _read_config(path: str) -> GANConfig:

@@ -126,6 +126,86 @@ def test_as_dataset_and_mix_with(small_gan):
     assert sorted(int(y) for _, y in mixed) == sorted([0, 1, 2] * 5)
 
 
+def test_temperature_scales_the_noise(small_gan):
+    sampler = SampleGenerator.from_gan(small_gan)
+    a, _ = sampler.sample(6, labels=1, seed=2, temperature=0.5)
+    np.testing.assert_array_equal(a, sampler.sample(6, labels=1, seed=2, temperature=0.5)[0])
+    assert np.abs(a.astype(int) - sampler.sample(6, labels=1, seed=2)[0].astype(int)).max() > 0
+    # temperature -> 0: every noise vector collapses onto the class's mean image
+    cold, _ = sampler.sample(6, labels=1, seed=2, temperature=1e-6)
+    assert np.abs(cold.astype(int) - cold[:1].astype(int)).max() <= 1
+    first = next(iter(sampler.as_dataset(seed=0, batch_size=4, temperature=1e-6)))[0].numpy()
+    np.testing.assert_allclose(first.astype(int), sampler.sample(1, labels=0, temperature=1e-6)[0][0].astype(int),
+                               atol=1)
+    for bad in (0, -1.0, True):
+        with pytest.raises(ValueError, match=f"temperature must be a positive noise scale.*got {bad!r}"):
+            sampler.sample(2, temperature=bad)
+
+
+def _real_set(n_per_class=2, classes=3, value=255):
+    labels = np.tile(np.arange(classes), n_per_class).astype(np.int64)
+    return tf.data.Dataset.from_tensor_slices((np.full([len(labels), 16, 16, 1], value, np.uint8), labels))
+
+
+def test_mix_with_real_repeats_keeps_the_fraction_with_more_distinct_synthetic(small_gan):
+    sampler = SampleGenerator.from_gan(small_gan)
+    mixed = list(sampler.mix_with(_real_set(), ratio=0.5, real_repeats=4, seed=1).as_numpy_iterator())
+    real = [x for x, _ in mixed if (x == 255).all()]
+    synthetic = np.stack([x for x, _ in mixed if not (x == 255).all()])
+    assert len(real) == 24 and len(synthetic) == 24  # the real set 4 times, 24 synthetic: still 50 %
+    assert len(np.unique(synthetic.reshape(24, -1), axis=0)) == 24  # all different images
+    assert sorted(int(y) for _, y in mixed) == sorted([0, 1, 2] * 16)
+
+
+def test_mix_with_classifier_keeps_the_most_confident_candidates(small_gan):
+    sampler = SampleGenerator.from_gan(small_gan)
+    candidates, labels = sampler.sample(18, seed=0)  # oversample=3 x 6 wanted, same seed
+
+    def brightness_classifier(images):
+        # logits: the requested class is "recognised" as much as the image is bright
+        mean = tf.reduce_mean(images, axis=[1, 2, 3])
+        return tf.stack([mean, mean, mean], axis=1) * tf.constant([1.0, 2.0, 3.0])
+
+    mixed = list(sampler.mix_with(_real_set(1, value=0), ratio=2 / 3, seed=0, classifier=brightness_classifier,
+                                  oversample=3).as_numpy_iterator())
+    kept = np.stack([x for x, _ in mixed if not (x == 0).all()])
+    kept_labels = np.array([y for x, y in mixed if not (x == 0).all()])
+    assert len(kept) == 6 and sorted(kept_labels) == [0, 0, 1, 1, 2, 2]  # balanced
+    probabilities = tf.nn.softmax(brightness_classifier(tf.constant(candidates, tf.float32))).numpy()
+    confidence = probabilities[np.arange(18), labels]
+    for k in range(3):
+        best = np.sort(confidence[labels == k])[-2:]
+        got = tf.nn.softmax(brightness_classifier(tf.constant(kept[kept_labels == k], tf.float32))).numpy()[:, k]
+        np.testing.assert_allclose(np.sort(got), best, rtol=1e-5)
+
+
+def test_bad_mix_with_arguments(small_gan):
+    sampler = SampleGenerator.from_gan(small_gan)
+    with pytest.raises(ValueError, match="real_repeats must be a positive integer, got 0"):
+        sampler.mix_with(_real_set(), real_repeats=0)
+    with pytest.raises(ValueError, match="oversample must be a positive integer, got 1.5"):
+        sampler.mix_with(_real_set(), oversample=1.5)
+    with pytest.raises(TypeError, match="classifier must be a Keras model or callable, got str"):
+        sampler.mix_with(_real_set(), classifier="cnn")
+    with pytest.raises(ValueError, match=r"classifier must return \(18, 3\) class scores, got \(18, 2\)"):
+        sampler.mix_with(_real_set(), classifier=lambda x: tf.zeros([tf.shape(x)[0], 2]))
+
+
+def test_diversity_term_is_reported_and_validated():
+    data = (tf.random.stateless_uniform([8, 16, 16, 1], [1, 1], 0, 255), tf.constant([0, 1] * 4))
+    for weight in (0.0, 0.5):
+        gan = ConditionalGAN(GANConfig(image_shape=(16, 16, 1), num_classes=2, g_width=16, d_width=8,
+                                       latent_dim=8, diversity_weight=weight))
+        gan.compile()
+        logs = gan.train_step(data)
+        if weight:
+            assert float(logs["g_diversity"]) > 0  # untrained G: different noise, different images
+        else:
+            assert float(logs["g_diversity"]) == 0.0
+    with pytest.raises(ValueError, match="diversity_weight must be a number >= 0, got -1"):
+        GANConfig(diversity_weight=-1)
+
+
 def test_export_and_reload_serve_the_same_images(small_gan, tmp_path):
     sampler = SampleGenerator.from_gan(small_gan)
     path = sampler.export(str(tmp_path / "generator"))
