@@ -20,6 +20,11 @@ def test_preview_bad_inputs(tmp_path, capsys):
     assert "--args must be a JSON object" in capsys.readouterr().err
 
 
+def test_demo_bad_steps(capsys):
+    assert main(["demo", "--steps", "0"]) == 2
+    assert "--steps must be >= 10, got 0" in capsys.readouterr().err
+
+
 @pytest.mark.slow
 def test_demo_quick_smoke(tmp_path, capsys):
     out = tmp_path / "demo"
