@@ -114,6 +114,10 @@ def test_cli_sample_and_export(tmp_path):
     assert images.shape == (3, 32, 32, 1) and list(labels) == [3, 3, 3]
     assert main(["gan", "sample", "--checkpoint", str(tmp_path / "nothing"), "--out", str(grid)]) == 2
     assert main(["gan", "sample", "--checkpoint", shipped_generator_path(0), "--n", "0"]) == 2
+    assert main(["gan", "sample", "--checkpoint", shipped_generator_path(0), "--n", "4", "--temperature", "0.5",
+                 "--out", str(grid)]) == 0
+    assert main(["gan", "sample", "--checkpoint", shipped_generator_path(0), "--temperature", "0",
+                 "--out", str(grid)]) == 2
 
 
 @pytest.mark.slow
