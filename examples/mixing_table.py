@@ -1,6 +1,6 @@
 """Does mixing help? none vs MixUp vs CutMix vs PuzzleMix on digits, long training, 3 seeds.
 
-    python examples/mixing_table.py [--per-class 0] [--size 16] [--model demo] [--steps 3000]
+    python examples/mixing_table.py [--per-class 0] [--size 16] [--model vgg] [--steps 1500]
                                     [--batch 64] [--seeds 0 1 2] [--rows ...] [--json out.json]
                                     [--preview docs/mixing.png]
 
@@ -137,8 +137,8 @@ def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--per-class", type=int, default=0, help="0: the whole training split")
     parser.add_argument("--size", type=int, default=16, choices=[16, 32])
-    parser.add_argument("--model", default="demo", choices=["demo", "vgg"])
-    parser.add_argument("--steps", type=int, default=3000)
+    parser.add_argument("--model", default="vgg", choices=["demo", "vgg"])
+    parser.add_argument("--steps", type=int, default=1500)
     parser.add_argument("--batch", type=int, default=64)
     parser.add_argument("--lr", type=float, default=1e-3)
     parser.add_argument("--chunks", type=int, default=5, help="progress lines per run")
