@@ -307,7 +307,9 @@ class AugMix(_FusedPolicy):
         chains = tf.reshape(chains, tf.concat([shape[:1], [self.width], shape[1:]], 0))
         mixed = tf.einsum("bw,bwxyc->bxyc", params["weights"], chains)
         m = params["mix"][:, None, None, None]
-        return (1.0 - m) * images + m * mixed
+        # convex weights that sum to 1 up to float rounding: clip the ~1e-5 overshoot
+        low, high = self.value_range
+        return tf.clip_by_value((1.0 - m) * images + m * mixed, low, high)
 
     def get_config(self):
         return {**super().get_config(), "severity": self.severity, "width": self.width,
