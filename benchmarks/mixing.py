@@ -6,9 +6,11 @@
 Part 1 times `batch -> map(cast + mix, 2 parallel calls) -> prefetch` with one-hot labels (Keras' layers
 get a dict, since they fail on `(images, labels)` tuples): ours and Keras alternate pass by
 pass in one process, so both see the same machine load; prints img/s and the ratio.
-Part 2 times `train_step` of a classifier with and without `PuzzleMixModel` (both XLA-compiled,
-same data, interleaved passes, median), plus the two parts of PuzzleMix's overhead: the saliency
-pass and the mask solver + transport.
+Part 2 times `train_step` of a classifier with and without `PuzzleMixModel` (same data,
+interleaved passes, median), compiled as Keras does by default (`jit_compile="auto"`: no XLA on
+a CPU-only machine) and with XLA, with a float32 and a bfloat16 saliency pass, plus the two parts
+of PuzzleMix's overhead: the saliency pass and the mask solver + transport (always XLA). Wall-clock
+and CPU-time ratios are both printed: on a shared machine the CPU-time one is the steadier.
 """
 from __future__ import annotations
 
@@ -126,45 +128,65 @@ def classifier(kind: str, shape, classes=10) -> keras.Model:
     return keras.Sequential(layers)
 
 
+def _timed(run, steps):
+    """(wall ms, CPU ms) per call of `run`; CPU time (all threads) is robust to other load."""
+    wall, cpu = time.perf_counter(), time.process_time()
+    for _ in range(steps):
+        run()
+    return ((time.perf_counter() - wall) / steps * 1000, (time.process_time() - cpu) / steps * 1000)
+
+
 def puzzlemix_cost(steps, passes):
-    print("\n## PuzzleMix train step vs a plain train step (XLA, same data; ms/step, median)\n")
-    print("| model | input | batch | plain step | PuzzleMix step | ratio | saliency pass | "
-          "mask + transport | floor: 1 + saliency / plain | goal |")
+    print("\n## PuzzleMix train step vs a plain train step (same data, interleaved passes; ms/step, "
+          "median; ratio = PuzzleMix / plain, wall-clock and CPU time)\n")
+    print("| model | compile | plain step | PuzzleMix, float32 saliency | ratio wall / CPU | "
+          "PuzzleMix, bfloat16 saliency | ratio wall / CPU | saliency pass f32 / bf16 | "
+          "masks + transport | goal |")
     print("|---|---|---|---|---|---|---|---|---|---|")
     loss = keras.losses.CategoricalCrossentropy(from_logits=True)
     for kind, shape, batch in (("demo CNN", (32, 32, 1), 64), ("VGG-6 (64-256)", (32, 32, 3), 64)):
         rng = np.random.default_rng(0)
         x = tf.constant(rng.uniform(0, 255, (batch, *shape)).astype("float32"))
         y = tf.one_hot(rng.integers(0, 10, batch), 10)
-        plain = classifier(kind, shape)
-        plain.compile(keras.optimizers.Adam(1e-3), loss=loss, jit_compile=True)
-        mixed = L.PuzzleMixModel(classifier(kind, shape), seed=0)
-        mixed.compile(keras.optimizers.Adam(1e-3), loss=loss, jit_compile=True)
-        saliency = tf.function(mixed.saliency, jit_compile=True)
-        sal = saliency(x, y)
-        lam = tf.fill([batch], 0.5)
-        partner = cyclic_partner(tf.random.uniform([batch]))
-        solvers = [tf.function(lambda g=g: puzzlemix.puzzle_mix(x, sal, lam, partner, g)[0],
-                               jit_compile=True) for g in mixed.grid_sizes]
-        runs = {"plain": lambda: plain.train_on_batch(x, y),
-                "puzzle": lambda: mixed.train_on_batch(x, y),
-                "saliency": lambda: saliency(x, y).numpy(),
-                # grid sizes are drawn uniformly per step: average over them
-                "solver": lambda: [s().numpy() for s in solvers]}
-        for run in runs.values():  # compile
-            run()
-        times = {k: [] for k in runs}
-        for _ in range(passes):
-            for name, run in runs.items():
-                start = time.perf_counter()
-                for _ in range(steps):
-                    run()
-                per = (time.perf_counter() - start) / steps * 1000
-                times[name].append(per / (len(solvers) if name == "solver" else 1))
-        t = {k: float(np.median(v)) for k, v in times.items()}
-        print(f"| {kind} | {shape[0]}x{shape[1]}x{shape[2]} | {batch} | {t['plain']:.1f} | "
-              f"{t['puzzle']:.1f} | {t['puzzle'] / t['plain']:.2f}× | {t['saliency']:.1f} | "
-              f"{t['solver']:.1f} | {1 + t['saliency'] / t['plain']:.2f}× | ≤ 1.6× |", flush=True)
+        # "auto" is Keras' default: XLA only where there is an accelerator (off on this CPU)
+        for jit in ("auto", True):
+            runs = {}
+            plain = classifier(kind, shape)
+            plain.compile(keras.optimizers.Adam(1e-3), loss=loss, jit_compile=jit)
+            runs["plain"] = lambda plain=plain: plain.train_on_batch(x, y)
+            for dtype in ("float32", "bfloat16"):
+                mixed = L.PuzzleMixModel(classifier(kind, shape), seed=0, saliency_dtype=dtype)
+                mixed.compile(keras.optimizers.Adam(1e-3), loss=loss, jit_compile=jit)
+                runs[dtype] = lambda mixed=mixed: mixed.train_on_batch(x, y)
+                saliency = tf.function(mixed.saliency, jit_compile=jit is True)
+                runs[f"saliency {dtype}"] = lambda f=saliency: f(x, y).numpy()
+            mode = "XLA" if jit is True else f"auto ({'XLA' if plain.jit_compile else 'no XLA'})"
+            sal = mixed.saliency(x, y)
+            lam = tf.fill([batch], 0.5)
+            partner = cyclic_partner(tf.random.uniform([batch]))
+            solvers = [tf.function(lambda g=g: puzzlemix.puzzle_mix(x, sal, lam, partner, g)[0],
+                                   jit_compile=True) for g in mixed.grid_sizes]
+            # grid sizes are drawn uniformly per step: average over them
+            runs["solver"] = lambda: [s().numpy() for s in solvers]
+            for run in runs.values():  # trace and compile
+                run()
+                run()
+            times = {k: [] for k in runs}
+            for _ in range(passes):
+                for name, run in runs.items():
+                    wall, cpu = _timed(run, steps)
+                    scale = len(solvers) if name == "solver" else 1
+                    times[name].append((wall / scale, cpu / scale))
+            t = {k: np.median(np.array(v), axis=0) for k, v in times.items()}
+
+            def ratio(name):
+                return f"**{t[name][0] / t['plain'][0]:.2f}×** / {t[name][1] / t['plain'][1]:.2f}×"
+
+            print(f"| {kind}, {shape[0]}x{shape[1]}x{shape[2]}, batch {batch} | {mode} | "
+                  f"{t['plain'][0]:.1f} | {t['float32'][0]:.1f} | {ratio('float32')} | "
+                  f"{t['bfloat16'][0]:.1f} | {ratio('bfloat16')} | "
+                  f"{t['saliency float32'][0]:.1f} / {t['saliency bfloat16'][0]:.1f} | "
+                  f"{t['solver'][0]:.1f} | ≤ 1.6× |", flush=True)
 
 
 def main(argv=None):

@@ -134,12 +134,62 @@ def test_puzzlemix_model_mixes_with_saliency_and_trains():
     assert np.all(np.isfinite(history.history["loss"]))
     np.testing.assert_allclose(trainer.predict(x, verbose=0), trainer.model.predict(x, verbose=0))
     clone = PuzzleMixModel.from_config(trainer.get_config())
-    assert clone.grid_sizes == (2, 4) and clone.seed == 1
+    assert clone.grid_sizes == (2, 4) and clone.seed == 1 and clone.saliency_dtype == "auto"
+
+
+def test_16bit_saliency_ranks_blocks_as_float32_and_leaves_the_model_float32():
+    keras.utils.set_random_seed(0)
+    model = keras.Sequential([keras.Input((16, 16, 3)), keras.layers.Rescaling(1 / 255),
+                              keras.layers.Conv2D(8, 3, padding="same", activation="relu"),
+                              keras.layers.BatchNormalization(),
+                              keras.layers.Conv2D(8, 3, padding="same", activation="relu"),
+                              keras.layers.GlobalAveragePooling2D(), keras.layers.Dense(3)])
+    x = tf.constant(RNG.uniform(0, 255, (8, 16, 16, 3)).astype("float32"))
+    y = tf.one_hot(np.arange(8) % 3, 3)
+    maps = {}
+    for dtype in ("float32", "bfloat16"):
+        trainer = PuzzleMixModel(model, saliency_dtype=dtype)
+        trainer.compile("adam", keras.losses.CategoricalCrossentropy(from_logits=True))
+        maps[dtype] = tf.function(trainer.saliency)(x, y)
+        assert maps[dtype].dtype == tf.float32
+    assert all(layer.dtype_policy.name == "float32" for layer in model.layers)
+    assert model(x).dtype == tf.float32
+    blocks = [P.block_means(maps[d], 4).numpy().reshape(8, -1) for d in maps]
+    correlation = [np.corrcoef(a, b)[0, 1] for a, b in zip(*blocks)]
+    assert min(correlation) > 0.95, correlation
+    assert not np.array_equal(maps["float32"], maps["bfloat16"])  # it did compute in bfloat16
+
+
+def test_auto_saliency_dtype_is_float32_where_bfloat16_is_not_faster(monkeypatch):
+    from keras_aug.layers.mix import fast_bfloat16
+
+    if not tf.config.list_physical_devices("GPU"):
+        assert not fast_bfloat16(jit_compile=True)  # XLA on CPU: no bfloat16 convolutions
+        monkeypatch.setenv("TF_ENABLE_ONEDNN_OPTS", "0")
+        assert not fast_bfloat16(jit_compile=False)
+
+
+def test_solver_runs_compiled_inside_an_uncompiled_step():
+    """The XLA-compiled solver called from a plain graph gives puzzle_mix's own result."""
+    from keras_aug.layers.mix import _solve_and_mix
+
+    batch, grid = 4, 4
+    x = tf.constant(RNG.uniform(0, 255, (batch, 8, 8, 1)).astype("float32"))
+    sal = tf.constant(RNG.uniform(0, 1, (batch, 8, 8)).astype("float32"))
+    lam = tf.constant([0.2, 0.4, 0.6, 0.8])
+    partner = tf.constant([1, 2, 3, 0])
+    options = (("beta", 0.5), ("transport", True))
+    mixed, weight = tf.function(lambda: _solve_and_mix(x, sal, lam, partner, tf.constant(1),
+                                                       (2, grid), options))()
+    expected = P.puzzle_mix(x, sal, lam, partner, grid, beta=0.5, transport=True)
+    np.testing.assert_allclose(mixed, expected[0], atol=1e-3)
+    np.testing.assert_allclose(weight, expected[1], atol=1e-6)
 
 
 @pytest.mark.parametrize(
     "kwargs, error, match",
     [
+        ({"saliency_dtype": "int8"}, ValueError, r"saliency_dtype must be one of \('auto', "),
         ({"alpha": 0.0}, ValueError, r"alpha must be a number > 0 .*got 0.0"),
         ({"grid_sizes": (1, 4)}, ValueError, r"grid_sizes must be a non-empty list of integers in"),
         ({"grid_sizes": []}, ValueError, r"grid_sizes must be a non-empty list"),
