@@ -79,6 +79,37 @@ def test_transport_moves_salient_blocks_into_the_visible_region():
             np.eye(16, dtype="float32")[:1]), 0.8, 4)[0], np.arange(16))
 
 
+def _greedy_transport_reference(visible, saliency, eps, rounds):
+    """The greedy transport in plain numpy, one image at a time, all sources, every round."""
+    k = saliency.shape[0]
+    n = int(round(k**0.5))
+    ij = np.stack(np.divmod(np.arange(k), n), -1)
+    distance = ((ij[:, None] - ij[None]) ** 2).sum(-1) / (n - 1) ** 2
+    cost = eps * distance - saliency[None, :] * visible[:, None]  # [destination, source]
+    for step in range(rounds):
+        pick = cost.argmin(1)
+        best = cost[np.arange(k), pick]
+        won = np.zeros(k, bool)
+        for source in np.unique(pick):
+            wanting = np.flatnonzero(pick == source)
+            won[wanting[np.argmin(best[wanting])]] = True  # argmin: lowest index on ties
+        if step < rounds - 1:
+            cost[np.flatnonzero(~won), pick[~won]] += 1e4
+    return np.where(won, pick, np.arange(k))
+
+
+def test_transport_matches_a_plain_reference_of_the_greedy_rounds():
+    rng = np.random.default_rng(5)
+    for n in (2, 4, 6):
+        visible = rng.uniform(size=(16, n * n)) < 0.5
+        saliency = rng.uniform(size=(16, n * n)).astype("float32") ** 4
+        saliency /= saliency.sum(1, keepdims=True)
+        got = P.transport_sources(tf.constant(visible), tf.constant(saliency), 0.8, n).numpy()
+        for b in range(16):
+            np.testing.assert_array_equal(
+                got[b], _greedy_transport_reference(visible[b], saliency[b], 0.8, n))
+
+
 def test_move_blocks_is_an_exact_block_permutation():
     x = RNG.uniform(0, 1, (2, 8, 8, 3)).astype("float32")
     sources = np.stack([np.arange(16)[::-1], RNG.permutation(16)]).astype("int32")

@@ -186,12 +186,14 @@ def transport_sources(
         won = tf.reshape(tf.gather(first, segments), tf.shape(pick)) == destination
         return pick, source, won
 
-    def body(step, cost):  # a while loop keeps the compiled graph small for large grids
+    def body(step, cost, _):  # a while loop keeps the compiled graph small for large grids
         pick, _, won = one_round(cost)
         penalty = tf.one_hot(pick, candidates.shape[1]) * tf.cast(~won, tf.float32)[..., None]
-        return step + 1, cost + _BIG * penalty
+        return step + 1, cost + _BIG * penalty, tf.reduce_all(won)
 
-    _, cost = tf.while_loop(lambda step, _: step < rounds - 1, body, (tf.constant(0), cost))
+    # once a round has no loser the costs stop changing: later rounds would repeat it
+    _, cost, _ = tf.while_loop(lambda step, _, settled: (step < rounds - 1) & ~settled, body,
+                               (tf.constant(0), cost, tf.constant(False)))
     _, source, won = one_round(cost)
     return tf.where(won, source, destination)
 
