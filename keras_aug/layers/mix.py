@@ -318,7 +318,7 @@ class RandomMixing(MixingLayer):
                 "switch_prob": self.switch_prob}
 
 
-SALIENCY_DTYPES = ("auto", "float32", "bfloat16", "float16")
+SALIENCY_DTYPES = ("auto", "float32", "bfloat16")  # no float16: input gradients underflow it
 
 
 def fast_bfloat16(jit_compile: bool) -> bool:
@@ -400,9 +400,9 @@ class PuzzleMixModel(keras.Model):
         transport: move salient blocks into the visible region (paper: on).
         transport_eps: weight of the move distance in transport (paper: 0.8).
         value_range: range of the input images.
-        saliency_dtype: precision of the saliency pass: "float32" (exact), "bfloat16" or
-            "float16" (the model's float32 layers compute in that precision for this pass only,
-            with the same weights), or "auto": "bfloat16" where `fast_bfloat16()` says it is
+        saliency_dtype: precision of the saliency pass: "float32" (exact), "bfloat16" (the
+            model's float32 layers compute in bfloat16 for this pass only, with the same
+            weights), or "auto": "bfloat16" where `fast_bfloat16()` says it is
             faster, else "float32". The saliency only ranks blocks of 2x2 pixels or more, which a
             16-bit pass keeps: for a digits CNN the 4x4-block saliencies correlate at 0.9998
             (median) with float32's, label weights differ by 0.006 on average. On this CPU
