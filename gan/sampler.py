@@ -42,13 +42,18 @@ class SampleGenerator:
 
     # construction --------------------------------------------------------------------------
     @classmethod
-    def load(cls, path: str) -> "SampleGenerator":
+    def load(cls, path: str, ema: bool = True) -> "SampleGenerator":
         """From a run folder (`train_gan`'s out_dir), a SavedModel folder or a `.weights.h5`
-        file that has `<name>.json` (its GANConfig) beside it."""
+        file that has `<name>.json` (its GANConfig) beside it. `ema=False` (run folders only)
+        takes the raw, non-averaged generator of the latest checkpoint."""
+        if not ema and not (os.path.isdir(path) and not os.path.exists(os.path.join(path, "saved_model.pb"))):
+            raise ValueError(
+                f"ema=False needs a train_gan run folder (its checkpoints hold the raw generator), got {path!r}"
+            )
         if os.path.isdir(path) and os.path.exists(os.path.join(path, "saved_model.pb")):
             return cls.from_saved_model(path)
         if os.path.isdir(path):
-            return cls.from_checkpoint(path)
+            return cls.from_checkpoint(path, ema=ema)
         if os.path.isfile(path) and path.endswith(".weights.h5"):
             config_path = path[: -len(".weights.h5")] + ".json"
             return cls.from_weights(path, _read_config(config_path))
@@ -57,9 +62,10 @@ class SampleGenerator:
         )
 
     @classmethod
-    def from_checkpoint(cls, out_dir: str) -> "SampleGenerator":
-        """The EMA generator of the latest checkpoint of a `train_gan` run folder."""
-        from gan.trainer import CONFIG_FILE, GENERATOR_FILE
+    def from_checkpoint(cls, out_dir: str, ema: bool = True) -> "SampleGenerator":
+        """The EMA generator of the latest checkpoint of a `train_gan` run folder, or with
+        `ema=False` the raw generator (the weights being trained at that step)."""
+        from gan.trainer import CONFIG_FILE, GENERATOR_FILE, latest_checkpoint
 
         weights = os.path.join(out_dir, GENERATOR_FILE)
         if not os.path.exists(weights):
@@ -67,7 +73,23 @@ class SampleGenerator:
                 f"{weights} not found: {out_dir!r} has no checkpoint yet (train with train_gan / "
                 "`kaug gan train` first)"
             )
-        return cls.from_weights(weights, _read_config(os.path.join(out_dir, CONFIG_FILE)))
+        config = _read_config(os.path.join(out_dir, CONFIG_FILE))
+        if ema:
+            return cls.from_weights(weights, config)
+        checkpoint = latest_checkpoint(out_dir)
+        if checkpoint is None:
+            raise FileNotFoundError(f"ema=False needs {out_dir!r}/checkpoints/ckpt-*.npz, none found")
+        generator = build_generator(config, name="generator")
+        with np.load(checkpoint) as data:
+            stored = sum(1 for k in data.files if k.startswith("generator/"))
+            if stored != len(generator.weights):
+                raise ValueError(
+                    f"checkpoint {checkpoint} has {stored} generator variables, the config builds "
+                    f"{len(generator.weights)}"
+                )
+            for i, variable in enumerate(generator.weights):
+                variable.assign(data[f"generator/{i}"])
+        return cls(sampling_model(generator, config), config)
 
     @classmethod
     def from_weights(cls, weights_path: str, config: GANConfig) -> "SampleGenerator":

@@ -42,6 +42,22 @@ def test_a_crash_keeps_the_last_checkpoint(digits16, tmp_path):
     assert os.path.exists(os.path.join(run, "generator.weights.h5"))
 
 
+def test_load_raw_generator_with_ema_false(digits16, tmp_path):
+    """ema=False samples from the weights being trained (the checkpoint's), not their average."""
+    run = str(tmp_path / "run")
+    result = train_gan(digits16, run, steps=2, batch_size=8, sample_every=0, verbose=False, policy=(), **TINY)
+    raw, ema = SampleGenerator.load(run, ema=False), SampleGenerator.load(run)
+    for a, b in zip(raw.generator.get_weights(), result.gan.generator.get_weights()):
+        np.testing.assert_array_equal(a, b)
+    raw_images, raw_labels = raw.sample(6, seed=0)
+    ema_images, ema_labels = ema.sample(6, seed=0)
+    assert raw_images.shape == ema_images.shape == (6, 16, 16, 1) and raw_images.dtype == np.uint8
+    assert list(raw_labels) == list(ema_labels)
+    assert np.abs(raw_images.astype(int) - ema_images.astype(int)).mean() > 0.5  # EMA lags 2 steps behind
+    with pytest.raises(ValueError, match="ema=False needs a train_gan run folder.*weights.h5"):
+        SampleGenerator.load(shipped_generator_path(0), ema=False)
+
+
 @pytest.mark.slow
 def test_resume_after_a_crash_repeats_the_uninterrupted_run(digits16, tmp_path):
     kwargs = dict(steps=6, batch_size=8, checkpoint_every=2, sample_every=3, verbose=False, **TINY)
