@@ -6,7 +6,7 @@ import tensorflow as tf
 import tensorflow_datasets as tfds
 from PIL import Image
 
-from keras_aug.data import few_shot, load_dataset, make_pipeline
+from keras_aug.data import dataset_to_numpy, few_shot, few_shot_indices, load_dataset, make_pipeline
 from keras_aug.data.digits import TRAIN_SIZE, digits_arrays
 
 
@@ -42,6 +42,17 @@ def test_few_shot_stratified_and_deterministic(digits):
     assert np.array_equal(np.bincount(labels), np.full(10, 5))
     assert all(np.array_equal(x[0], y[0]) for x, y in zip(a, b))
     assert not all(np.array_equal(x[0], y[0]) for x, y in zip(a, c))
+
+
+def test_few_shot_indices_are_what_few_shot_picks(digits):
+    images, labels = dataset_to_numpy(digits.train)
+    chosen = few_shot_indices(labels, 4, seed=2)
+    subset_images, subset_labels = dataset_to_numpy(few_shot(digits.train, 4, seed=2))
+    np.testing.assert_array_equal(images[chosen], subset_images)
+    np.testing.assert_array_equal(labels[chosen], subset_labels)
+    assert len(np.unique(chosen)) == 40
+    with pytest.raises(ValueError, match="per_class must be a positive integer, got 0"):
+        few_shot_indices(labels, 0)
 
 
 def test_few_shot_too_many_per_class(digits):

@@ -171,9 +171,17 @@ def few_shot(ds: tf.data.Dataset, per_class: int, seed: int = 0) -> tf.data.Data
 
     The result is ordered by class then by the position in `ds`; shuffle it in the pipeline.
     """
+    images, labels = dataset_to_numpy(ds)
+    chosen = few_shot_indices(labels, per_class, seed)
+    return tf.data.Dataset.from_tensor_slices((images[chosen], labels[chosen]))
+
+
+def few_shot_indices(labels: np.ndarray, per_class: int, seed: int = 0) -> np.ndarray:
+    """The positions `few_shot` picks from a dataset with these labels (e.g. to hold out the rest
+    as a validation split)."""
     if not isinstance(per_class, (int, np.integer)) or per_class < 1:
         raise ValueError(f"per_class must be a positive integer, got {per_class!r}")
-    images, labels = dataset_to_numpy(ds)
+    labels = np.asarray(labels)
     rng = np.random.default_rng(seed)
     chosen = []
     for label in np.unique(labels):
@@ -184,8 +192,7 @@ def few_shot(ds: tf.data.Dataset, per_class: int, seed: int = 0) -> tf.data.Data
                 f"use per_class <= {int(min(np.bincount(labels)[np.unique(labels)]))}."
             )
         chosen.append(np.sort(rng.choice(index, per_class, replace=False)))
-    chosen = np.concatenate(chosen)
-    return tf.data.Dataset.from_tensor_slices((images[chosen], labels[chosen]))
+    return np.concatenate(chosen)
 
 
 def dataset_to_numpy(ds: tf.data.Dataset) -> tuple[np.ndarray, np.ndarray]:
