@@ -111,6 +111,23 @@ class AugmentationLayer(keras.layers.Layer):
     def _check_live(self, name: str, value) -> None:
         """Hook: cross-checks of a Live value against other settings (raise ValueError)."""
 
+    def __setattr__(self, name, value):
+        # After the first call, settings that shape the compiled graph (mode, interpolation,
+        # value_range, ...) are fixed: assigning one would silently change nothing, so it raises.
+        frozen = self.__dict__.get("_frozen_settings")
+        if frozen and name in frozen:
+            live = sorted(n for n in live_attributes(type(self)) if not n.startswith("_"))
+            raise AttributeError(
+                f"{type(self).__name__}.{name} is fixed once the layer has run (it shapes the "
+                f"compiled graph); construct a new layer with {name}={value!r}. Settable at "
+                f"any time: {', '.join(live)}")
+        super().__setattr__(name, value)
+
+    def _freeze_settings(self) -> None:
+        if "_frozen_settings" not in self.__dict__:
+            settable = set(live_attributes(type(self))) | {"name", "trainable", "dtype", "policy"}
+            self.__dict__["_frozen_settings"] = frozenset(set(self.get_config()) - settable)
+
     # ----------------------------------------------------------------- subclass hooks
     def sample_params(self, batch_size: tf.Tensor, images: tf.Tensor, draws: Draws) -> dict:
         """Per-sample parameters for the whole batch (tensors with leading dim `batch_size`)."""
@@ -158,6 +175,7 @@ class AugmentationLayer(keras.layers.Layer):
                     seed=0, seed2=0))
         # One function per input rank: with reduce_retracing, a rank-3 call after a rank-4 one
         # would otherwise retrace with an unknown rank and mistake the image for a batch.
+        self._freeze_settings()
         fns = _COMPILED.setdefault(self, {})
         rank = data[IMAGES].shape.rank
         fn = fns.get(rank)
