@@ -196,12 +196,8 @@ class AugmentationLayer(keras.layers.Layer):
         batch_size = tf.shape(x)[0]
         draws = Draws(key)
         params = self.sample_params(batch_size, x, draws)
-        out = dict(data)
-        y = self.augment_images(x, params)
-        if LABELS in data:
-            out[LABELS] = self.augment_labels(data[LABELS], params)
-        if MASKS in data:
-            out[MASKS] = self.augment_segmentation_masks(data[MASKS], params)
+        out = self._apply_all({**data, IMAGES: x}, params)
+        y = out[IMAGES]
         if self.applies_p:  # always drawn: p is read in-graph; XLA fuses the select
             apply = draws.bernoulli([batch_size], self.live_p())
             y = _select(apply, y, x)
@@ -211,6 +207,16 @@ class AugmentationLayer(keras.layers.Layer):
         out[IMAGES] = _restore_dtype(y, dtype, self.value_range)
         if single:
             out = {k: (v[0] if k in (IMAGES, LABELS, MASKS) else v) for k, v in out.items()}
+        return out
+
+    def _apply_all(self, data: dict, params: dict) -> dict:
+        """The apply step on a float32 batch dict: images, labels and masks together."""
+        out = dict(data)
+        out[IMAGES] = self.augment_images(data[IMAGES], params)
+        if LABELS in data:
+            out[LABELS] = self.augment_labels(data[LABELS], params)
+        if MASKS in data:
+            out[MASKS] = self.augment_segmentation_masks(data[MASKS], params)
         return out
 
     def _is_pipeline_call(self) -> bool:
