@@ -15,7 +15,8 @@ import tensorflow as tf
 from keras_aug.core import AugmentationLayer
 from keras_aug.core.validation import check_choice
 from keras_aug.ops.geometry import INTERPOLATIONS
-from keras_aug.policies.fused import apply_op_sequence
+from keras_aug.ops.boxes import warp_boxes
+from keras_aug.policies.fused import apply_op_sequence, op_sequence_matrix
 from keras_aug.policies.policy import resolve_policy
 from keras_aug.policies.registry import (
     AUGMIX_ALL_OPS,
@@ -78,6 +79,13 @@ class _FusedPolicy(AugmentationLayer):
 
     def augment_images(self, images, params):
         return self._apply(images, params)
+
+    def augment_bounding_boxes(self, boxes, params, height, width):
+        # The same per-sample matrix the fused warp uses; colour ops and Cutout move no boxes.
+        matrix = op_sequence_matrix(params["ops"], params["magnitude"], params["sign"],
+                                    op_names=self.op_names, space=self.space, height=height,
+                                    width=width)
+        return warp_boxes(boxes, matrix)
 
     def get_config(self):
         return {**super().get_config(), "interpolation": self.interpolation,
@@ -261,6 +269,11 @@ class AugMix(_FusedPolicy):
         >>> layer = keras_aug.layers.AugMix(severity=3, width=3, depth=-1, alpha=1.0, seed=0)
         >>> out = layer(tf.random.uniform([8, 32, 32, 3], 0, 255))
     """
+
+    refuses_boxes = (
+        "it blends several differently warped copies of each image, so an object appears at "
+        "several places and no single box is right; use RandAugment, TrivialAugmentWide or "
+        "AutoAugment for detection")
 
     def __init__(self, severity: int = 3, width: int = 3, depth: int = -1, alpha: float = 1.0,
                  all_ops: bool = True, **kwargs):
