@@ -24,6 +24,7 @@ from keras_aug.core.boxes import (
     check_layer_takes_boxes,
     standardize_bounding_boxes,
 )
+from keras_aug.core.live import Live, check_strength, live_attributes
 from keras_aug.core.random import Draws, make_generator
 from keras_aug.core.validation import (
     FLOAT_DTYPES,
@@ -61,6 +62,11 @@ class AugmentationLayer(keras.layers.Layer):
     The same structure comes back; the caller's dict is never modified. Float inputs keep their
     dtype; uint8 inputs are augmented in float32 and returned as uint8 (rounded, clipped).
 
+    Live state: `p`, `strength` and each layer's factor ranges are `Live` attributes (see
+    `keras_aug.core.live`): assigning one takes effect at the next batch, with no retrace.
+    `strength` in [0, 1] scales every range between its identity and its configured value (or
+    `p`, for layers without ranges).
+
     Training switch: `layer(x)` on its own (e.g. in `ds.map(layer)`, or a `keras.Sequential` made
     only of augmentation layers) augments. Inside a model it augments only when the model is
     called with `training=True` (as `fit` does), so `predict`, `model(x)` and `model.export()`
@@ -70,13 +76,21 @@ class AugmentationLayer(keras.layers.Layer):
     takes_labels = True  # make_pipeline passes (images, labels) to these layers
     jit_compile = True  # subclasses whose ops have no XLA kernel set False
     channels: tuple[int, ...] | None = (1, 3, 4)
+    applies_p = True  # False: the subclass applies `p` itself (crops, which change the size)
+    # Whether `strength` scales `p`; None: when the layer has no Live range with an identity.
+    strength_scales_p: bool | None = None
+
+    p = Live(check_probability)
+    strength = Live(check_strength)
 
     def __init__(self, p: float = 1.0, value_range=(0, 255), seed: int | None = None,
-                 bounding_box_format: str | None = None, min_visibility: float = 0.0, **kwargs):
+                 strength: float = 1.0, bounding_box_format: str | None = None,
+                 min_visibility: float = 0.0, **kwargs):
         super().__init__(**kwargs)
+        self.p = p
+        self.strength = strength
         self.bounding_box_format, self.min_visibility = check_box_arguments(
             bounding_box_format, min_visibility)
-        self.p = check_probability("p", p)
         self.value_range = check_value_range(value_range)
         if seed is not None and (isinstance(seed, bool) or not isinstance(seed, (int, np.integer))):
             raise TypeError(f"seed must be an integer or None, got {seed!r}")
@@ -86,6 +100,51 @@ class AugmentationLayer(keras.layers.Layer):
         self._convert_input_args = False
         self._allow_non_tensor_positional_args = True
         self.supports_jit = self.jit_compile
+
+    # ----------------------------------------------------------------- live state
+    def live(self, name: str) -> tf.Tensor:
+        """The in-graph value of Live attribute `name`, scaled by `strength` where it has an
+        identity (float32; a range reads as a tensor of shape (2,))."""
+        spec = live_attributes(type(self))[name]
+        value = tf.convert_to_tensor(self._live_variables[name])
+        if spec.identity is not None:
+            strength = tf.convert_to_tensor(self._live_variables["strength"])
+            value = spec.identity + strength * (value - spec.identity)
+        return value
+
+    def live_p(self) -> tf.Tensor:
+        """The in-graph per-sample probability: `p`, times `strength` for layers without ranges."""
+        p = self.live("p")
+        scales = self.strength_scales_p
+        if scales is None:
+            scales = not any(spec.identity is not None
+                             for spec in live_attributes(type(self)).values())
+        return p * self.live("strength") if scales else p
+
+    @property
+    def live_variables(self) -> dict[str, tf.Variable]:
+        """The variables behind the Live attributes (read-only view; assign the attributes)."""
+        return dict(self._live_variables)
+
+    def _check_live(self, name: str, value) -> None:
+        """Hook: cross-checks of a Live value against other settings (raise ValueError)."""
+
+    def __setattr__(self, name, value):
+        # After the first call, settings that shape the compiled graph (mode, interpolation,
+        # value_range, ...) are fixed: assigning one would silently change nothing, so it raises.
+        frozen = self.__dict__.get("_frozen_settings")
+        if frozen and name in frozen:
+            live = sorted(n for n in live_attributes(type(self)) if not n.startswith("_"))
+            raise AttributeError(
+                f"{type(self).__name__}.{name} is fixed once the layer has run (it shapes the "
+                f"compiled graph); construct a new layer with {name}={value!r}. Settable at "
+                f"any time: {', '.join(live)}")
+        super().__setattr__(name, value)
+
+    def _freeze_settings(self) -> None:
+        if "_frozen_settings" not in self.__dict__:
+            settable = set(live_attributes(type(self))) | {"name", "trainable", "dtype", "policy"}
+            self.__dict__["_frozen_settings"] = frozenset(set(self.get_config()) - settable)
 
     # ----------------------------------------------------------------- subclass hooks
     def sample_params(self, batch_size: tf.Tensor, images: tf.Tensor, draws: Draws) -> dict:
@@ -141,6 +200,7 @@ class AugmentationLayer(keras.layers.Layer):
                     seed=0, seed2=0))
         # One function per input rank: with reduce_retracing, a rank-3 call after a rank-4 one
         # would otherwise retrace with an unknown rank and mistake the image for a batch.
+        self._freeze_settings()
         fns = _COMPILED.setdefault(self, {})
         rank = data[IMAGES].shape.rank
         fn = fns.get(rank)
@@ -169,8 +229,8 @@ class AugmentationLayer(keras.layers.Layer):
         if MASKS in data:
             out[MASKS] = self.augment_segmentation_masks(data[MASKS], params)
         apply = None
-        if self.p < 1.0:
-            apply = draws.bernoulli([batch_size], self.p)
+        if self.applies_p:  # always drawn: p is read in-graph; XLA fuses the select
+            apply = draws.bernoulli([batch_size], self.live_p())
             y = _select(apply, y, x)
             for k in (LABELS, MASKS):
                 if k in data:
@@ -227,6 +287,7 @@ class AugmentationLayer(keras.layers.Layer):
     def get_config(self) -> dict:
         config = super().get_config()
         config.update({"p": self.p, "value_range": self.value_range, "seed": self.seed,
+                       "strength": self.strength,
                        "bounding_box_format": self.bounding_box_format,
                        "min_visibility": self.min_visibility})
         return config
