@@ -105,7 +105,9 @@ def test_box_encloses_the_bright_square_after_each_transform(name):
         # rotated rectangle: the square's found extent within 1.5 px)
         assert np.all(box[:2] <= region[:2] + 1.0) and np.all(box[2:] >= region[2:] - 1.0), (
             i, box, region)
-        assert np.all(np.abs(box - region) <= 1.5), (i, box, region)
+        # a square cut by the border: the part outside can set the enclosing box's other extent
+        clipped = box[0] <= 0 or box[1] <= 0 or box[2] >= out.shape[2] or box[3] >= out.shape[1]
+        assert clipped or np.all(np.abs(box - region) <= 1.5), (i, box, region)
         changed += not np.allclose(box, bb["boxes"][i, 0])
     if name != "CenterCrop":
         assert changed >= 2  # the parameters are per sample and do move the boxes
