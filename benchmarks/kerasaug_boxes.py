@@ -77,7 +77,8 @@ def main(path: str) -> None:
     out["crop_offsets"] = np.array(CROP_OFFSETS)
     out["crop_size"] = np.array(CROP)
     out["crop_boxes"], out["crop_classes"] = np.stack(crops), np.stack(crop_classes)
-    out["resized_crop_boxes"], out["resized_crop_classes"] = np.stack(rcrops), np.stack(rcrop_classes)
+    out["resized_crop_boxes"] = np.stack(rcrops)
+    out["resized_crop_classes"] = np.stack(rcrop_classes)
     out["resized_crop_box"] = np.array([24, 36])  # the (height, width) cropped before resizing
     os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
     np.savez(path, **out)

@@ -120,8 +120,8 @@ def test_flips_are_exact_and_equal_keras():
                   {"horizontal": flips, "vertical": tf.zeros([4], tf.bool)})
     _, ours, labels = call(layer, x, bb)
     b = bb["boxes"][:, 0]
-    expect = np.where(flips.numpy()[:, None], np.stack([W - b[:, 2], b[:, 1], W - b[:, 0], b[:, 3]], 1),
-                      b)
+    mirrored = np.stack([W - b[:, 2], b[:, 1], W - b[:, 0], b[:, 3]], 1)
+    expect = np.where(flips.numpy()[:, None], mirrored, b)
     np.testing.assert_array_equal(ours[:, 0], expect)
     keras_layer = keras.layers.RandomFlip("horizontal", bounding_box_format="xyxy")
     theirs = keras_layer.transform_bounding_boxes(
@@ -133,8 +133,8 @@ def test_flips_are_exact_and_equal_keras():
     rel = np.asarray(box_ops.convert_format(bb["boxes"], "xyxy", "rel_yxyx", H, W))
     _, ours_v, _ = call(vertical, x, {"boxes": rel, "labels": bb["labels"]})
     back = np.asarray(box_ops.convert_format(ours_v, "rel_yxyx", "xyxy", H, W))[:, 0]
-    expect = np.where(flips.numpy()[:, None], np.stack([b[:, 0], H - b[:, 3], b[:, 2], H - b[:, 1]], 1),
-                      b)
+    mirrored = np.stack([b[:, 0], H - b[:, 3], b[:, 2], H - b[:, 1]], 1)
+    expect = np.where(flips.numpy()[:, None], mirrored, b)
     np.testing.assert_allclose(back, expect, atol=1e-4)
 
 
@@ -198,7 +198,8 @@ def test_crop_offsets_follow_their_axes_on_non_square_images():
 # --------------------------------------------------------------------------- clip and visibility
 def translate(dx, dy, **kw):
     matrix = geo.translation_matrix(tf.constant(dx, tf.float32), tf.constant(dy, tf.float32))
-    return fixed(L.RandomTranslation(0.5, 0.5, bounding_box_format="xyxy", **kw), {"matrix": matrix})
+    layer = L.RandomTranslation(0.5, 0.5, bounding_box_format="xyxy", **kw)
+    return fixed(layer, {"matrix": matrix})
 
 
 def test_clipped_boxes_and_label_minus_one_when_a_box_leaves():
@@ -346,7 +347,8 @@ def test_agreement_with_kerasaug():
     report = {}
     vertical = ref["flip_vertical"]
     flip = fixed(L.RandomFlip("horizontal_and_vertical", bounding_box_format="xyxy"),
-                 {"horizontal": tf.constant(ref["flip_horizontal"]), "vertical": tf.constant(vertical)})
+                 {"horizontal": tf.constant(ref["flip_horizontal"]),
+                  "vertical": tf.constant(vertical)})
     _, ours, labels = call(flip, x, bb)
     theirs = ref["flip_boxes"]
     report["flip x"] = _agreement(ours[..., ::2], labels, theirs[..., ::2], ref["flip_classes"])

@@ -76,9 +76,9 @@ class RandomFlip(AugmentationLayer):
     augment_segmentation_masks = augment_images
 
     def augment_bounding_boxes(self, boxes, params, height, width):
-        return box_ops.flip_boxes(boxes, params["horizontal"] if "horizontal" in self.mode else None,
-                                  params["vertical"] if "vertical" in self.mode else None,
-                                  height, width)
+        horizontal = params["horizontal"] if "horizontal" in self.mode else None
+        vertical = params["vertical"] if "vertical" in self.mode else None
+        return box_ops.flip_boxes(boxes, horizontal, vertical, height, width)
 
     def get_config(self):
         return {**super().get_config(), "mode": self.mode}
