@@ -107,9 +107,13 @@ class AugmentationLayer(keras.layers.Layer):
         identity (float32; a range reads as a tensor of shape (2,))."""
         spec = live_attributes(type(self))[name]
         value = tf.convert_to_tensor(self._live_variables[name])
+        if name == "strength":
+            # a Pipeline's strength scales its layers' (a weak reference: no cycle for savers)
+            outer = self.__dict__.get("_outer")
+            outer = None if outer is None else outer()
+            return value if outer is None else value * outer.live("strength")
         if spec.identity is not None:
-            strength = tf.convert_to_tensor(self._live_variables["strength"])
-            value = spec.identity + strength * (value - spec.identity)
+            value = spec.identity + self.live("strength") * (value - spec.identity)
         return value
 
     def live_p(self) -> tf.Tensor:
@@ -222,12 +226,8 @@ class AugmentationLayer(keras.layers.Layer):
         batch_size = tf.shape(x)[0]
         draws = Draws(key)
         params = self.sample_params(batch_size, x, draws)
-        out = dict(data)
-        y = self.augment_images(x, params)
-        if LABELS in data:
-            out[LABELS] = self.augment_labels(data[LABELS], params)
-        if MASKS in data:
-            out[MASKS] = self.augment_segmentation_masks(data[MASKS], params)
+        out = self._apply_all({**data, IMAGES: x}, params)
+        y = out[IMAGES]
         apply = None
         if self.applies_p:  # always drawn: p is read in-graph; XLA fuses the select
             apply = draws.bernoulli([batch_size], self.live_p())
@@ -241,6 +241,16 @@ class AugmentationLayer(keras.layers.Layer):
         if single:
             out = {k: (_unbatch(v) if k in (IMAGES, LABELS, MASKS, BOXES) else v)
                    for k, v in out.items()}
+        return out
+
+    def _apply_all(self, data: dict, params: dict) -> dict:
+        """The apply step on a float32 batch dict: images, labels and masks together."""
+        out = dict(data)
+        out[IMAGES] = self.augment_images(data[IMAGES], params)
+        if LABELS in data:
+            out[LABELS] = self.augment_labels(data[LABELS], params)
+        if MASKS in data:
+            out[MASKS] = self.augment_segmentation_masks(data[MASKS], params)
         return out
 
     def _is_pipeline_call(self) -> bool:

@@ -22,7 +22,12 @@ from keras_aug.core import AugmentationLayer
 from keras_aug.core.base import IMAGES, MASKS, _restore_dtype, _standardize
 from keras_aug.core.boxes import BOXES, augment_bounding_boxes, check_layer_takes_boxes
 from keras_aug.core.live import Live
-from keras_aug.core.validation import check_choice, check_images, check_range
+from keras_aug.core.validation import (
+    check_choice,
+    check_images,
+    check_positive_range,
+    check_range,
+)
 from keras_aug.ops import boxes as box_ops
 from keras_aug.ops import geometry as ops
 
@@ -80,6 +85,16 @@ class RandomFlip(AugmentationLayer):
         vertical = params["vertical"] if "vertical" in self.mode else None
         return box_ops.flip_boxes(boxes, horizontal, vertical, height, width)
 
+    # -- geometry protocol (keras_aug.layers.pipeline fuses these into one warp)
+    geometric = True
+    interpolates = False
+
+    def geometry_matrix(self, params, height, width):
+        return ops.flip_matrix(params["horizontal"], params["vertical"], height, width)
+
+    def output_size(self, height, width):
+        return height, width
+
     def get_config(self):
         return {**super().get_config(), "mode": self.mode}
 
@@ -120,6 +135,16 @@ class _WarpLayer(AugmentationLayer):
 
     def augment_bounding_boxes(self, boxes, params, height, width):
         return box_ops.warp_boxes(boxes, params["matrix"])
+
+    # -- geometry protocol (keras_aug.layers.pipeline fuses these into one warp)
+    geometric = True
+    interpolates = True
+
+    def geometry_matrix(self, params, height, width):
+        return params["matrix"]
+
+    def output_size(self, height, width):
+        return height, width
 
     def _warp_config(self) -> dict:
         return {"interpolation": self.interpolation, "fill_mode": self.fill_mode,
@@ -372,7 +397,7 @@ def _named(name: str, value, zoom: bool = False, **bounds):
     return check_range(name, value, symmetric=True, **bounds)
 
 
-def _check_unit(name: str, value) -> float:
+def _check_distortion(name: str, value) -> float:
     if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 <= value <= 1:
         raise ValueError(f"{name} must be a number in [0, 1], got {value!r}")
     return float(value)
@@ -399,7 +424,7 @@ class RandomPerspective(_WarpLayer):
         >>> out = layer(tf.random.uniform([8, 32, 32, 3], 0, 255))
     """
 
-    scale = Live(_check_unit, identity=0.0)
+    scale = Live(_check_distortion, identity=0.0)
 
     def __init__(self, scale: float = 0.5, interpolation="bilinear", fill_mode="constant",
                  fill_value=0.0, **kwargs):
@@ -524,6 +549,12 @@ class _CropLayer(AugmentationLayer):
     def augment_bounding_boxes(self, boxes, params, height, width):
         return self._crop_boxes(boxes, params["boxes"])
 
+    # -- geometry protocol (keras_aug.layers.pipeline fuses these into one warp)
+    geometric = True
+
+    def output_size(self, height, width):
+        return self.height, self.width
+
     def compute_output_shape(self, input_shape):
         return (*input_shape[:-3], self.height, self.width, input_shape[-1])
 
@@ -580,22 +611,14 @@ class RandomCrop(_CropLayer):
     def _crop_boxes(self, boxes, crops):
         return box_ops.crop_boxes(boxes, top=crops[:, 0], left=crops[:, 1])
 
+    interpolates = False
+
+    def geometry_matrix(self, params, height, width):
+        offsets = tf.cast(params["boxes"], tf.float32)
+        return ops.translation_matrix(-offsets[:, 1], -offsets[:, 0])
+
     def augment_images(self, images, params):
         return self._crop(images, params["boxes"], "bilinear")
-
-
-def _check_crop_scale(name: str, value) -> tuple[float, float]:
-    bounds = check_range(name, value, low=0.0, high=1.0)
-    if bounds[0] <= 0:
-        raise ValueError(f"{name} must be (min, max) within (0, 1] with min > 0, got {value!r}")
-    return bounds
-
-
-def _check_ratio(name: str, value) -> tuple[float, float]:
-    bounds = check_range(name, value)
-    if bounds[0] <= 0:
-        raise ValueError(f"{name} must be (min, max) with 0 < min <= max, got {value!r}")
-    return bounds
 
 
 @keras.saving.register_keras_serializable(package="keras_aug")
@@ -621,8 +644,8 @@ class RandomResizedCrop(_CropLayer):
     """
 
     attempts = 10
-    scale = Live(lambda name, v: _check_crop_scale(name, v), identity=1.0)
-    ratio = Live(lambda name, v: _check_ratio(name, v), identity=1.0)
+    scale = Live(lambda name, v: check_positive_range(name, v, low=0.0, high=1.0), identity=1.0)
+    ratio = Live(check_positive_range, identity=1.0)
 
     def __init__(self, height: int, width: int, scale=(0.08, 1.0), ratio=(3 / 4, 4 / 3),
                  interpolation: str = "bilinear", **kwargs):
@@ -676,6 +699,11 @@ class RandomResizedCrop(_CropLayer):
 
     def _crop_boxes(self, boxes, crops):
         return box_ops.resized_crop_boxes(boxes, crops, self.height, self.width)
+
+    interpolates = True
+
+    def geometry_matrix(self, params, height, width):
+        return ops.resized_crop_matrix(params["boxes"], self.height, self.width)
 
     def augment_images(self, images, params):
         return self._crop(images, params["boxes"], self.interpolation)
