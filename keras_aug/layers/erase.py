@@ -2,7 +2,8 @@
 
 All three build their masks by comparing coordinate grids with per-sample boxes (see
 `keras_aug.ops.erase`), so a whole batch is erased in a few fused, XLA-compiled ops.
-Segmentation masks and labels pass through unchanged (erasing moves no pixels).
+Segmentation masks, labels and bounding boxes pass through unchanged (erasing moves no pixels);
+as in Keras, a box over an erased region is not shrunk or dropped.
 """
 from __future__ import annotations
 
@@ -12,6 +13,7 @@ import keras
 import tensorflow as tf
 
 from keras_aug.core import AugmentationLayer
+from keras_aug.core.boxes import KeepsBoxes
 from keras_aug.core.live import Live
 from keras_aug.core.validation import check_choice, check_positive_range, check_range
 from keras_aug.ops import erase as ops
@@ -73,7 +75,7 @@ def _check_hole_ratio(name: str, value) -> float:
 
 
 @keras.saving.register_keras_serializable(package="keras_aug")
-class RandomErasing(AugmentationLayer):
+class RandomErasing(KeepsBoxes, AugmentationLayer):
     """Erase 1..N random boxes per image (Zhong et al. 2020), with timm's sampling.
 
     For each image a box count is drawn in `[min_boxes, max_boxes]`; each box gets a target area
@@ -163,7 +165,7 @@ class RandomErasing(AugmentationLayer):
 
 
 @keras.saving.register_keras_serializable(package="keras_aug")
-class RandomCutout(AugmentationLayer):
+class RandomCutout(KeepsBoxes, AugmentationLayer):
     """Cutout (DeVries & Taylor 2017): one square per image, centred anywhere, clipped at borders.
 
     Args:
@@ -212,7 +214,7 @@ class RandomCutout(AugmentationLayer):
 
 
 @keras.saving.register_keras_serializable(package="keras_aug")
-class GridMask(AugmentationLayer):
+class GridMask(KeepsBoxes, AugmentationLayer):
     """GridMask (Chen et al. 2020): erase a regular grid of square holes, shifted per image.
 
     Each image draws a grid period `unit` (fraction of the shorter side, from the `unit` range)

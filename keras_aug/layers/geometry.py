@@ -7,7 +7,9 @@ means `(-f, f)`. Unlike Keras, an inverted `(max, min)` range is an error instea
 silently re-sorted, every sample draws its own parameters, and all affine parts of a layer are one
 3x3 matrix per sample and ONE resampling pass (`keras_aug.ops.geometry.warp`, XLA-compiled).
 Segmentation masks (B, H, W, 1) or (B, H, W) are warped with nearest interpolation and filled
-with 0 in `"constant"` mode.
+with 0 in `"constant"` mode. Bounding boxes (`bounding_box_format=`, see `keras_aug.core.boxes`)
+follow the same parameters: flips and crops exactly, warps by mapping the four corners with the
+image's matrix and taking the enclosing box (`keras_aug.ops.boxes`).
 """
 from __future__ import annotations
 
@@ -18,6 +20,7 @@ import tensorflow as tf
 
 from keras_aug.core import AugmentationLayer
 from keras_aug.core.base import IMAGES, MASKS, _restore_dtype, _standardize
+from keras_aug.core.boxes import BOXES, augment_bounding_boxes, check_layer_takes_boxes
 from keras_aug.core.live import Live
 from keras_aug.core.validation import (
     check_choice,
@@ -25,6 +28,7 @@ from keras_aug.core.validation import (
     check_positive_range,
     check_range,
 )
+from keras_aug.ops import boxes as box_ops
 from keras_aug.ops import geometry as ops
 
 __all__ = [
@@ -76,6 +80,11 @@ class RandomFlip(AugmentationLayer):
 
     augment_segmentation_masks = augment_images
 
+    def augment_bounding_boxes(self, boxes, params, height, width):
+        horizontal = params["horizontal"] if "horizontal" in self.mode else None
+        vertical = params["vertical"] if "vertical" in self.mode else None
+        return box_ops.flip_boxes(boxes, horizontal, vertical, height, width)
+
     # -- geometry protocol (keras_aug.layers.pipeline fuses these into one warp)
     geometric = True
     interpolates = False
@@ -123,6 +132,9 @@ class _WarpLayer(AugmentationLayer):
 
     def augment_segmentation_masks(self, masks, params):
         return _warp_masks(masks, params["matrix"], self.fill_mode)
+
+    def augment_bounding_boxes(self, boxes, params, height, width):
+        return box_ops.warp_boxes(boxes, params["matrix"])
 
     # -- geometry protocol (keras_aug.layers.pipeline fuses these into one warp)
     geometric = True
@@ -476,6 +488,8 @@ class _CropLayer(AugmentationLayer):
             inputs = (inputs, labels)
         data, restore = _standardize(inputs)
         check_images(data[IMAGES], self.channels)  # also on the inference path
+        if BOXES in data:
+            check_layer_takes_boxes(self)
         self._check_image_size(data[IMAGES])
         if training is None:
             training = self._is_pipeline_call()
@@ -508,6 +522,13 @@ class _CropLayer(AugmentationLayer):
             masks = data[MASKS][None] if single else data[MASKS]
             masks = self._crop_masks(masks, boxes)
             out[MASKS] = masks[0] if single else masks
+        if BOXES in data:
+            value = data[BOXES]
+            if single:
+                value = {k: v[None] for k, v in value.items()}
+            value = augment_bounding_boxes(self, value, {"boxes": boxes}, (shape[1], shape[2]),
+                                           (self.height, self.width))
+            out[BOXES] = {k: v[0] for k, v in value.items()} if single else value
         return out
 
     def _crop_masks(self, masks, boxes):
@@ -524,6 +545,9 @@ class _CropLayer(AugmentationLayer):
 
     def augment_segmentation_masks(self, masks, params):
         return self._crop_masks(masks, params["boxes"])
+
+    def augment_bounding_boxes(self, boxes, params, height, width):
+        return self._crop_boxes(boxes, params["boxes"])
 
     # -- geometry protocol (keras_aug.layers.pipeline fuses these into one warp)
     geometric = True
@@ -545,7 +569,8 @@ class _CropLayer(AugmentationLayer):
             return keras.KerasTensor(shape, t.dtype)
 
         if isinstance(inputs, dict):
-            return {k: spec(v, k == IMAGES) for k, v in inputs.items()}
+            return {k: (keras.tree.map_structure(lambda t: spec(t, False), v) if k == BOXES
+                        else spec(v, k == IMAGES)) for k, v in inputs.items()}
         if isinstance(inputs, (tuple, list)):
             return (spec(inputs[0], True), spec(inputs[1], False))
         return spec(inputs, True)
@@ -582,6 +607,9 @@ class RandomCrop(_CropLayer):
 
     def _crop(self, images, boxes, interpolation):
         return ops.crop(images, boxes[:, 0], boxes[:, 1], self.height, self.width)
+
+    def _crop_boxes(self, boxes, crops):
+        return box_ops.crop_boxes(boxes, top=crops[:, 0], left=crops[:, 1])
 
     interpolates = False
 
@@ -668,6 +696,9 @@ class RandomResizedCrop(_CropLayer):
 
     def _crop(self, images, boxes, interpolation):
         return ops.resized_crop(images, boxes, self.height, self.width, interpolation)
+
+    def _crop_boxes(self, boxes, crops):
+        return box_ops.resized_crop_boxes(boxes, crops, self.height, self.width)
 
     interpolates = True
 

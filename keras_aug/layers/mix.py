@@ -55,6 +55,11 @@ class MixingLayer(AugmentationLayer):
     """
 
     mixes_labels = True  # `kaug preview` shows label weights for these layers
+    # As KerasAug (and Keras' CutMix): detection mixing (Mosaic, box-concatenating MixUp) is
+    # another augmentation with its own label rules.
+    refuses_boxes = (
+        "it mixes image-level labels; mixing for detection (boxes of both images, cut boxes) is "
+        "not implemented, so remove 'bounding_boxes' or use a geometric/colour layer")
     channels = None  # mixing works for any channel count
     label_smoothing = Live(_check_smoothing)
 
