@@ -192,7 +192,7 @@ def test_structural_limits_raise():
     with pytest.raises(ValueError, match="kernel_size"):
         blur.sigma = (0.1, 3.0)
     with pytest.raises(ValueError, match="magnitude_max"):
-        L.RandAugment(2, 9).magnitude = 11
+        L.RandAugment(2, 5, magnitude_max=6).magnitude = 7
 
 
 def test_preset_aliases_are_live():

@@ -147,7 +147,10 @@ class AugmentationLayer(keras.layers.Layer):
 
     def _freeze_settings(self) -> None:
         if "_frozen_settings" not in self.__dict__:
-            settable = set(live_attributes(type(self))) | {"name", "trainable", "dtype", "policy"}
+            # Live attributes and properties with setters (aliases, a policy) stay settable.
+            settable = set(live_attributes(type(self))) | {"name", "trainable", "dtype"} | {
+                name for name, value in vars_of(type(self)).items()
+                if isinstance(value, property) and value.fset is not None}
             self.__dict__["_frozen_settings"] = frozenset(set(self.get_config()) - settable)
 
     # ----------------------------------------------------------------- subclass hooks
@@ -301,6 +304,14 @@ class AugmentationLayer(keras.layers.Layer):
                        "bounding_box_format": self.bounding_box_format,
                        "min_visibility": self.min_visibility})
         return config
+
+
+def vars_of(cls) -> dict:
+    """Class attributes of `cls` and its bases (the most derived wins)."""
+    found: dict = {}
+    for klass in reversed(cls.__mro__):
+        found.update(vars(klass))
+    return found
 
 
 def _standardize(inputs):
