@@ -114,7 +114,7 @@ def evaluate(model, test) -> float:
 
 
 def run_scratch(train, test, seed, steps):
-    from keras_aug.demo import small_cnn
+    from kaug.demo import small_cnn
 
     model = small_cnn((32, 32, 3), 5, seed)
     model.compile(keras.optimizers.Adam(1e-3),

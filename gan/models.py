@@ -143,6 +143,18 @@ def build_generator(config: GANConfig, name: str = "generator") -> keras.Model:
     return keras.Model([noise, label], image, name=name)
 
 
+@keras.saving.register_keras_serializable(package="gan")
+class SumPool(keras.layers.Layer):
+    """Sum over height and width, (B, H, W, C) -> (B, C). A layer rather than a Lambda so that the
+    discriminator saves and loads as `.keras` (a Lambda loads only with safe_mode=False)."""
+
+    def call(self, inputs):
+        return tf.reduce_sum(inputs, axis=[1, 2])
+
+    def compute_output_shape(self, input_shape):
+        return (input_shape[0], input_shape[-1])
+
+
 def build_discriminator(config: GANConfig, name: str = "discriminator") -> keras.Model:
     """(image in [-1, 1], label) -> (real/fake logit, class logits). Strided 4x4 convs down to
     4x4, global sum pooling, a projection head: logit = w.h + embed(label).h (Miyato & Koyama
@@ -159,7 +171,7 @@ def build_discriminator(config: GANConfig, name: str = "discriminator") -> keras
         h = keras.layers.LeakyReLU(0.2)(h)
     h = keras.layers.Conv2D(width, 3, padding="same", name="last_conv")(h)
     h = keras.layers.LeakyReLU(0.2)(h)
-    features = keras.layers.Lambda(lambda t: tf.reduce_sum(t, axis=[1, 2]), name="sum_pool")(h)
+    features = SumPool(name="sum_pool")(h)
     unconditional = keras.layers.Dense(1, name="logit")(features)
     embedded = keras.layers.Embedding(config.num_classes, width, name="projection")(label)
     projection = keras.layers.Dot(axes=1)([embedded, features])

@@ -341,7 +341,7 @@ def write_image_folder(root, n_per_class=8):
 
 
 def test_cli_trains_evaluates_and_writes_outputs(tmp_path, capsys):
-    from keras_aug.cli import main
+    from kaug.cli import main
 
     data = write_image_folder(tmp_path / "data")
     out = tmp_path / "adv"

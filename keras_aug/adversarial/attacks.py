@@ -15,6 +15,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
+from keras_aug.core.labels import cross_entropy
 from keras_aug.core.validation import check_choice, check_value_range
 
 NORMS = ("linf", "l2")
@@ -90,16 +91,8 @@ def check_data_range(images, value_range, name: str = "images") -> None:
 # Losses the attacks climb
 
 
-@_plain
-def classification_loss(labels, outputs, from_logits: bool) -> tf.Tensor:
-    """Per-sample cross-entropy for integer labels (B,) or one-hot / soft labels (B, K)."""
-    outputs = tf.cast(outputs, tf.float32)
-    labels = tf.convert_to_tensor(labels)
-    if labels.shape.rank is not None and labels.shape.rank == outputs.shape.rank:
-        return keras.losses.categorical_crossentropy(
-            tf.cast(labels, tf.float32), outputs, from_logits=from_logits)
-    labels = tf.reshape(labels, [-1])
-    return keras.losses.sparse_categorical_crossentropy(labels, outputs, from_logits=from_logits)
+# Per-sample cross-entropy for integer labels (B,) or one-hot / soft labels (B, K).
+classification_loss = _plain(cross_entropy)
 
 
 @_plain

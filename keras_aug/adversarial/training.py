@@ -34,6 +34,7 @@ from keras_aug.adversarial.attacks import (
     probabilities,
 )
 from keras_aug.adversarial.outputs import resolve_from_logits
+from keras_aug.core.labels import accuracy
 from keras_aug.core.validation import check_choice, check_value_range
 
 MODES = ("pgd", "fast_fgsm", "trades")
@@ -325,8 +326,7 @@ class CatastrophicOverfittingGuard(keras.callbacks.Callback):
                 x_adv = pgd(adv.classifier, images, labels, adv.eps, steps=self.steps,
                             from_logits=adv.from_logits, value_range=adv.value_range,
                             norm=adv.norm, seed=adv.seed_generator)
-                predicted = tf.argmax(adv.classifier(x_adv, training=False), axis=-1)
-                return tf.reduce_mean(tf.cast(tf.equal(predicted, _class_ids(labels)), tf.float32))
+                return tf.reduce_mean(accuracy(labels, adv.classifier(x_adv, training=False)))
 
             self._robust_accuracy = robust_accuracy
         return float(self._robust_accuracy(self.images, self.labels))
@@ -351,12 +351,6 @@ class CatastrophicOverfittingGuard(keras.callbacks.Callback):
             )
             self.model.set_weights(self.best_weights)
             self.model.stop_training = True
-
-
-def _class_ids(labels):
-    if labels.shape.rank == 2:
-        return tf.argmax(labels, axis=-1)
-    return tf.cast(tf.reshape(labels, [-1]), tf.int64)
 
 
 __all__ = ["AdversarialTraining", "CatastrophicOverfittingGuard", "MODES"]

@@ -4,6 +4,8 @@ from __future__ import annotations
 import keras
 import tensorflow as tf
 
+from keras_aug.core.labels import one_hot
+
 
 @keras.saving.register_keras_serializable(package="keras_aug")
 class JSDConsistencyLoss(keras.losses.Loss):
@@ -45,12 +47,8 @@ class JSDConsistencyLoss(keras.losses.Loss):
         n = tf.shape(y_pred)[0] // self.num_splits
         splits = [y_pred[i * n:(i + 1) * n] for i in range(self.num_splits)]
         labels = y_true[:n]
-        if labels.shape.rank == y_pred.shape.rank:
-            one_hot = tf.cast(labels, tf.float32)
-        else:
-            one_hot = tf.one_hot(tf.cast(tf.reshape(labels, [-1]), tf.int32), num_classes)
         ce = keras.losses.categorical_crossentropy(
-            one_hot, splits[0], from_logits=self.from_logits,
+            one_hot(labels, num_classes), splits[0], from_logits=self.from_logits,
             label_smoothing=self.label_smoothing)
         probs = [tf.nn.softmax(s) if self.from_logits else tf.cast(s, tf.float32) for s in splits]
         log_mixture = tf.math.log(tf.clip_by_value(tf.add_n(probs) / len(probs), 1e-7, 1.0))

@@ -1,5 +1,7 @@
-"""`kaug demo` and `kaug preview`."""
+"""`kaug demo`: the few-shot digits table (rows from the `kaug.demo_rows` entry points)."""
 from __future__ import annotations
+
+import argparse
 
 
 def register(subparsers) -> None:
@@ -15,20 +17,9 @@ def register(subparsers) -> None:
                            "(~20 min on 2 cores; the default core rows take ~5)")
     demo.set_defaults(func=_demo)
 
-    preview = subparsers.add_parser("preview", help="PNG grid of a layer or policy on real images")
-    which = preview.add_mutually_exclusive_group(required=True)
-    which.add_argument("--layer", help="a keras_aug.layers name, e.g. RandomAffine or CutMix")
-    which.add_argument("--policy", help="a policy spec, e.g. rand-m9-n2 or autoaugment-cifar10")
-    preview.add_argument("--args", help='layer arguments as JSON, e.g. \'{"rotation": 0.1}\'')
-    preview.add_argument("--image", default="astronaut",
-                         help="astronaut | coffee | chelsea | digits | PATH (default astronaut)")
-    preview.add_argument("--size", type=int, help="image side (default 128; digits 32)")
-    preview.add_argument("--out", default="runs/preview.png", help="PNG path")
-    preview.set_defaults(func=_preview)
 
-
-def _demo(args) -> int:
-    from keras_aug.demo import DemoConfig, run_demo
+def _demo(args: argparse.Namespace) -> int:
+    from kaug.demo import DemoConfig, run_demo
 
     if args.quick:
         config = DemoConfig.quick_config(args.out)
@@ -38,14 +29,4 @@ def _demo(args) -> int:
         config = DemoConfig(seeds=tuple(range(args.seeds)), steps=args.steps, out_dir=args.out,
                             all_rows=args.all)
     run_demo(config)
-    return 0
-
-
-def _preview(args) -> int:
-    from keras_aug.preview import load_preview_images, make_layer, preview
-
-    layer = make_layer(args.layer, args.policy, args.args)
-    images, labels, num_classes = load_preview_images(args.image, args.size)
-    path = preview(layer, images, labels, num_classes, args.out)
-    print(f"Wrote {path}")
     return 0
