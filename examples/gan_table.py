@@ -191,7 +191,7 @@ def sample_figure(dataset, out: str) -> None:
 
     here = os.path.dirname(os.path.abspath(__file__))
     real = few_shot(dataset.train, 1, seed=0)
-    real_images = np.stack([x for x, _ in real.as_numpy_iterator()])
+    real_images = dataset_to_numpy(real)[0]
     rows = [real_images]
     titles = [f"real {k}" for k in range(10)]
     for name in ("few10_diffaugment_seed0", "few10_no_augment_seed0", "full_seed0"):

@@ -14,6 +14,7 @@ import keras
 import tensorflow as tf
 
 from gan.diffaugment import DEFAULT_POLICY, check_policy, diff_augment
+from keras_aug.core.validation import check_integer, check_number
 
 SUPPORTED_SIZES = (16, 32, 64, 128)
 SUPPORTED_CHANNELS = (1, 3)
@@ -102,17 +103,13 @@ def validate_config(config: GANConfig) -> None:
     if not 0.0 <= config.augment_p <= 1.0:
         raise ValueError(f"augment_p must be a probability in [0, 1], got {config.augment_p!r}")
     for name in ("aux_weight", "diversity_weight"):
-        value = getattr(config, name)
-        if isinstance(value, bool) or not isinstance(value, (int, float)) or value < 0:
-            raise ValueError(f"{name} must be a number >= 0, got {value!r}")
+        check_number(name, getattr(config, name), low=0)
     if config.ada_target is not None and not 0.0 < config.ada_target < 1.0:
         raise ValueError(f"ada_target must be in (0, 1) (0.6 in ADA) or None, got {config.ada_target!r}")
     if not 0.0 <= config.ema_decay < 1.0:
         raise ValueError(f"ema_decay must be in [0, 1), got {config.ema_decay!r}")
     for name in ("latent_dim", "g_width", "d_width", "ada_interval"):
-        value = getattr(config, name)
-        if not isinstance(value, int) or value < 1:
-            raise ValueError(f"{name} must be a positive integer, got {value!r}")
+        check_integer(name, getattr(config, name))
 
 
 def build_generator(config: GANConfig, name: str = "generator") -> keras.Model:

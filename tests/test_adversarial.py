@@ -266,10 +266,10 @@ def test_evaluate_robustness_table_and_picture(trained, tmp_path):
     (dict(norm="l1"), ValueError, r"norm must be one of .*'l1'"),
     (dict(mode="fast_fgsm", steps=3), ValueError, "steps must be 1 for mode='fast_fgsm'"),
     (dict(mode="fast_fgsm", norm="l2"), ValueError, "norm must be 'linf' for mode='fast_fgsm'"),
-    (dict(ratio=1.0), ValueError, r"ratio .* must be in \[0, 1\), got 1.0"),
+    (dict(ratio=1.0), ValueError, r"ratio .* must be a number in \[0, 1\), got 1.0"),
     (dict(mode="trades", ratio=0.5), ValueError, "ratio applies to mode='pgd' or 'fast_fgsm'"),
     (dict(step_size=0.0), ValueError, "step_size must be a positive number"),
-    (dict(beta=-1), ValueError, "beta must be a non-negative number"),
+    (dict(beta=-1), ValueError, "beta must be a number >= 0, got -1"),
     (dict(value_range=(1, 0)), ValueError, "value_range must have low < high"),
 ])
 def test_wrapper_rejects_bad_arguments(kwargs, error, match):

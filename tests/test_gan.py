@@ -1,4 +1,6 @@
 """gan: DiffAugment, the models, SampleGenerator (untrained nets, fast), bad input."""
+import re
+
 import numpy as np
 import pytest
 import tensorflow as tf
@@ -138,7 +140,7 @@ def test_temperature_scales_the_noise(small_gan):
     np.testing.assert_allclose(first.astype(int), sampler.sample(1, labels=0, temperature=1e-6)[0][0].astype(int),
                                atol=1)
     for bad in (0, -1.0, True):
-        with pytest.raises(ValueError, match=f"temperature must be a positive noise scale.*got {bad!r}"):
+        with pytest.raises(ValueError, match=rf"temperature .*must be a number > 0, got {re.escape(repr(bad))}"):
             sampler.sample(2, temperature=bad)
 
 
@@ -230,7 +232,7 @@ def test_bad_sample_arguments(small_gan):
         sampler.sample(2, labels=-1)
     with pytest.raises(ValueError, match="labels must be one class id or 3 integer"):
         sampler.sample(3, labels=[0, 1])
-    with pytest.raises(ValueError, match="ratio must be the synthetic fraction in \\[0, 1\\), got 1.0"):
+    with pytest.raises(ValueError, match=r"ratio .*must be a number in \[0, 1\), got 1.0"):
         sampler.mix_with(tf.data.Dataset.from_tensor_slices((np.zeros([2, 16, 16, 1], np.uint8), [0, 1])), 1.0)
 
 

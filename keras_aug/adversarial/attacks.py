@@ -16,7 +16,7 @@ import numpy as np
 import tensorflow as tf
 
 from keras_aug.core.labels import cross_entropy
-from keras_aug.core.validation import check_choice, check_value_range
+from keras_aug.core.validation import check_choice, check_integer, check_value_range
 
 NORMS = ("linf", "l2")
 # The attacks use no Python control flow on tensors (the PGD loop is an explicit tf.while_loop),
@@ -46,9 +46,7 @@ def check_eps(eps, value_range=(0, 255), name: str = "eps", norm: str = "linf") 
 
 
 def check_steps(steps, name: str = "steps") -> int:
-    if isinstance(steps, bool) or not isinstance(steps, numbers.Integral) or steps < 1:
-        raise ValueError(f"{name} must be an integer >= 1, got {steps!r}")
-    return int(steps)
+    return check_integer(name, steps)
 
 
 def check_step_size(step_size, name: str = "step_size") -> float:

@@ -198,9 +198,9 @@ def few_shot_indices(labels: np.ndarray, per_class: int, seed: int = 0) -> np.nd
 def dataset_to_numpy(ds: tf.data.Dataset) -> tuple[np.ndarray, np.ndarray]:
     """An unbatched `(image, label)` dataset as `(images, int64 labels)` arrays (small data)."""
     images, labels = [], []
-    for image, label in ds.as_numpy_iterator():
+    for image, label in ds.batch(4096).as_numpy_iterator():  # per-element iteration is ~10x slower
         images.append(image)
         labels.append(label)
     if not images:
         raise ValueError("The dataset is empty.")
-    return np.stack(images), np.asarray(labels, np.int64)
+    return np.concatenate(images), np.concatenate(labels).astype(np.int64)
