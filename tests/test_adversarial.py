@@ -268,7 +268,7 @@ def test_evaluate_robustness_table_and_picture(trained, tmp_path):
     (dict(mode="fast_fgsm", norm="l2"), ValueError, "norm must be 'linf' for mode='fast_fgsm'"),
     (dict(ratio=1.0), ValueError, r"ratio .* must be a number in \[0, 1\), got 1.0"),
     (dict(mode="trades", ratio=0.5), ValueError, "ratio applies to mode='pgd' or 'fast_fgsm'"),
-    (dict(step_size=0.0), ValueError, "step_size must be a positive number"),
+    (dict(step_size=0.0), ValueError, r"step_size .*must be a number > 0, got 0.0"),
     (dict(beta=-1), ValueError, "beta must be a number >= 0, got -1"),
     (dict(value_range=(1, 0)), ValueError, "value_range must have low < high"),
 ])

@@ -168,7 +168,7 @@ def test_probe_similarity_and_method_errors(small_digits):
         estimate_similarity(backbone, small_digits.map(lambda x, y: x), method="probe")
     with pytest.raises(ValueError, match="method must be one of"):
         estimate_similarity(backbone, small_digits, method="kl")
-    with pytest.raises(ValueError, match="probe_repeats must be a positive integer, got 0"):
+    with pytest.raises(ValueError, match="probe_repeats must be an integer >= 1, got 0"):
         estimate_similarity(backbone, small_digits, method="probe", probe_repeats=0)
     vgg = build_backbone("VGG16", weights=None, input_shape=SHAPE)
     with pytest.raises(ValueError, match="VGG16 has no BatchNormalization layer; use method='probe'"):
@@ -225,7 +225,7 @@ def test_plan_learning_rates_and_explain_prints(capsys):
     [
         (dict(similarity=1.5), r"similarity must be a number in \[0, 1\] or None, got 1.5"),
         (dict(similarity=-0.1), r"similarity must be a number in \[0, 1\] or None, got -0.1"),
-        (dict(dataset_size=0), "dataset_size must be a positive integer, got 0"),
+        (dict(dataset_size=0), "dataset_size must be an integer >= 1, got 0"),
         (dict(num_classes=1), "num_classes must be at least 2, got 1"),
         (dict(similar_threshold=2.0), r"similar_threshold must be in \[0, 1\], got 2.0"),
         (dict(small_tie_margin=-0.1), r"small_tie_margin must be in \[0, 1\], got -0.1"),

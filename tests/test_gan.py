@@ -183,9 +183,9 @@ def test_mix_with_classifier_keeps_the_most_confident_candidates(small_gan):
 
 def test_bad_mix_with_arguments(small_gan):
     sampler = SampleGenerator.from_gan(small_gan)
-    with pytest.raises(ValueError, match="real_repeats must be a positive integer, got 0"):
+    with pytest.raises(ValueError, match="real_repeats must be an integer >= 1, got 0"):
         sampler.mix_with(_real_set(), real_repeats=0)
-    with pytest.raises(ValueError, match="oversample must be a positive integer, got 1.5"):
+    with pytest.raises(ValueError, match="oversample must be an integer >= 1, got 1.5"):
         sampler.mix_with(_real_set(), oversample=1.5)
     with pytest.raises(TypeError, match="classifier must be a Keras model or callable, got str"):
         sampler.mix_with(_real_set(), classifier="cnn")
@@ -222,9 +222,9 @@ def test_export_and_reload_serve_the_same_images(small_gan, tmp_path):
 # bad input --------------------------------------------------------------------------------
 def test_bad_sample_arguments(small_gan):
     sampler = SampleGenerator.from_gan(small_gan)
-    with pytest.raises(ValueError, match="n must be a positive integer.*got 0"):
+    with pytest.raises(ValueError, match="n must be an integer >= 1.*got 0"):
         sampler.sample(0)
-    with pytest.raises(ValueError, match="n must be a positive integer.*got -3"):
+    with pytest.raises(ValueError, match="n must be an integer >= 1.*got -3"):
         sampler.sample(-3)
     with pytest.raises(ValueError, match="unknown label 7: the generator knows classes 0..2"):
         sampler.sample(2, labels=[1, 7])
@@ -261,7 +261,7 @@ def test_train_gan_rejects_bad_input_before_training(tmp_path):
     with pytest.raises(ValueError, match="single class \\(label 2\\)"):
         train_gan(one_class, str(tmp_path / "a"), steps=2)
     data = (np.zeros([4, 16, 16, 1], np.uint8), np.array([0, 1, 0, 1]))
-    with pytest.raises(ValueError, match="steps must be a positive integer, got 0"):
+    with pytest.raises(ValueError, match="steps must be an integer >= 1, got 0"):
         train_gan(data, str(tmp_path / "b"), steps=0)
     with pytest.raises(TypeError, match="data must be an unbatched tf.data.Dataset"):
         train_gan("digits", str(tmp_path / "c"), steps=2)

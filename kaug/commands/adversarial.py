@@ -2,6 +2,7 @@
 table, a picture of adversarial examples and the plain model."""
 from __future__ import annotations
 
+import argparse
 import os
 import sys
 
@@ -11,7 +12,8 @@ import sys
 MODES = ("standard", "pgd", "fast_fgsm", "trades")
 
 
-def register(subparsers) -> None:
+def register(subparsers: argparse._SubParsersAction) -> None:
+    """Add `kaug adversarial` to `subparsers`."""
     parser = subparsers.add_parser(
         "adversarial",
         help="adversarial training (pgd, fast_fgsm, trades) and robustness evaluation",

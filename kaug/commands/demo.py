@@ -4,7 +4,8 @@ from __future__ import annotations
 import argparse
 
 
-def register(subparsers) -> None:
+def register(subparsers: argparse._SubParsersAction) -> None:
+    """Add `kaug demo` to `subparsers`."""
     demo = subparsers.add_parser("demo", help="few-shot digits: accuracy with and without augmentation")
     demo.add_argument("--quick", action="store_true", help="1-minute smoke run (1 seed, short)")
     demo.add_argument("--out", default="runs/demo", help="output folder (default runs/demo)")

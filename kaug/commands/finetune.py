@@ -5,10 +5,12 @@
 """
 from __future__ import annotations
 
+import argparse
 import os
 
 
-def register(subparsers) -> None:
+def register(subparsers: argparse._SubParsersAction) -> None:
+    """Add `kaug finetune` to `subparsers`."""
     p = subparsers.add_parser(
         "finetune", help="fine-tune a pretrained Keras Applications backbone (plan + phases)",
         description="Estimate similarity, plan which blocks to freeze, train the phases, keep the "

@@ -4,7 +4,8 @@ from __future__ import annotations
 import argparse
 
 
-def register(subparsers) -> None:
+def register(subparsers: argparse._SubParsersAction) -> None:
+    """Add `kaug preview` to `subparsers`."""
     preview = subparsers.add_parser("preview", help="PNG grid of a layer or policy on real images")
     which = preview.add_mutually_exclusive_group(required=True)
     which.add_argument("--layer", help="a keras_aug.layers name, e.g. RandomAffine or CutMix")

@@ -16,7 +16,7 @@ import numpy as np
 import tensorflow as tf
 
 from keras_aug.core.labels import cross_entropy
-from keras_aug.core.validation import check_choice, check_integer, check_value_range
+from keras_aug.core.validation import check_choice, check_integer, check_number, check_value_range
 
 NORMS = ("linf", "l2")
 # The attacks use no Python control flow on tensors (the PGD loop is an explicit tf.while_loop),
@@ -50,10 +50,7 @@ def check_steps(steps, name: str = "steps") -> int:
 
 
 def check_step_size(step_size, name: str = "step_size") -> float:
-    if (isinstance(step_size, bool) or not isinstance(step_size, numbers.Real)
-            or not np.isfinite(step_size) or step_size <= 0):
-        raise ValueError(f"{name} must be a positive number in value_range units, got {step_size!r}")
-    return float(step_size)
+    return check_number(f"{name} (in value_range units)", step_size, low=0, low_open=True)
 
 
 def default_step_size(eps: float, steps: int) -> float:

@@ -20,8 +20,7 @@ def check_probability(name: str, value) -> float:
 def check_integer(name: str, value, minimum: int = 1) -> int:
     """An integer (numpy integers too, bools not) of at least `minimum`."""
     if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < minimum:
-        expected = "a positive integer" if minimum == 1 else f"an integer >= {minimum}"
-        raise ValueError(f"{name} must be {expected}, got {value!r}")
+        raise ValueError(f"{name} must be an integer >= {minimum}, got {value!r}")
     return int(value)
 
 
