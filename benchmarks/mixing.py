@@ -116,7 +116,7 @@ def mixing_layers(sizes, passes):
 def classifier(kind: str, shape, classes=10) -> keras.Model:
     keras.utils.set_random_seed(0)
     if kind == "demo CNN":
-        from keras_aug.demo import small_cnn
+        from kaug.demo import small_cnn
 
         return small_cnn(shape, classes, 0)
     layers = [keras.Input(shape), keras.layers.Rescaling(1 / 255)]

@@ -42,6 +42,7 @@ import keras
 import numpy as np
 
 from finetune.registry import Backbone, build_backbone, get_spec
+from keras_aug.core.validation import check_integer
 
 QUADRANTS = ("small+similar", "small+different", "large+similar", "large+different")
 BN_POLICIES = ("inference", "adapt")
@@ -206,8 +207,8 @@ def plan(
         **backbone_kwargs: passed to the backbone constructor (e.g. alpha=0.35).
     """
     spec = get_spec(backbone)
-    _check_positive_int("dataset_size", dataset_size)
-    _check_positive_int("num_classes", num_classes)
+    check_integer("dataset_size", dataset_size)
+    check_integer("num_classes", num_classes)
     if num_classes < 2:
         raise ValueError(f"num_classes must be at least 2, got {num_classes}")
     if similarity is not None:
@@ -282,11 +283,6 @@ def plan(
         backbone_kwargs=backbone_kwargs,
         reasons=reasons, _backbone=built,
     )
-
-
-def _check_positive_int(name, value):
-    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-        raise ValueError(f"{name} must be a positive integer, got {value!r}")
 
 
 # ---------------------------------------------------------------- the model a plan trains

@@ -37,6 +37,7 @@ import numpy as np
 import tensorflow as tf
 
 from finetune.registry import Backbone, Preprocess, block_output, build_backbone
+from keras_aug.core.validation import check_integer
 
 METHODS = ("auto", "batchnorm", "probe")
 
@@ -78,10 +79,8 @@ def estimate_similarity(
     """
     if method not in METHODS:
         raise ValueError(f"method must be one of {METHODS}, got {method!r}")
-    if not isinstance(max_images, int) or max_images < 2:
-        raise ValueError(f"max_images must be an integer >= 2, got {max_images!r}")
-    if isinstance(probe_repeats, bool) or not isinstance(probe_repeats, int) or probe_repeats < 1:
-        raise ValueError(f"probe_repeats must be a positive integer, got {probe_repeats!r}")
+    check_integer("max_images", max_images, 2)
+    check_integer("probe_repeats", probe_repeats)
     if isinstance(backbone, str):
         backbone = build_backbone(backbone, weights, input_shape)
     elif not isinstance(backbone, Backbone):

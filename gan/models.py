@@ -14,6 +14,7 @@ import keras
 import tensorflow as tf
 
 from gan.diffaugment import DEFAULT_POLICY, check_policy, diff_augment
+from keras_aug.core.validation import check_integer, check_number
 
 SUPPORTED_SIZES = (16, 32, 64, 128)
 SUPPORTED_CHANNELS = (1, 3)
@@ -102,17 +103,13 @@ def validate_config(config: GANConfig) -> None:
     if not 0.0 <= config.augment_p <= 1.0:
         raise ValueError(f"augment_p must be a probability in [0, 1], got {config.augment_p!r}")
     for name in ("aux_weight", "diversity_weight"):
-        value = getattr(config, name)
-        if isinstance(value, bool) or not isinstance(value, (int, float)) or value < 0:
-            raise ValueError(f"{name} must be a number >= 0, got {value!r}")
+        check_number(name, getattr(config, name), low=0)
     if config.ada_target is not None and not 0.0 < config.ada_target < 1.0:
         raise ValueError(f"ada_target must be in (0, 1) (0.6 in ADA) or None, got {config.ada_target!r}")
     if not 0.0 <= config.ema_decay < 1.0:
         raise ValueError(f"ema_decay must be in [0, 1), got {config.ema_decay!r}")
     for name in ("latent_dim", "g_width", "d_width", "ada_interval"):
-        value = getattr(config, name)
-        if not isinstance(value, int) or value < 1:
-            raise ValueError(f"{name} must be a positive integer, got {value!r}")
+        check_integer(name, getattr(config, name))
 
 
 def build_generator(config: GANConfig, name: str = "generator") -> keras.Model:
@@ -143,6 +140,18 @@ def build_generator(config: GANConfig, name: str = "generator") -> keras.Model:
     return keras.Model([noise, label], image, name=name)
 
 
+@keras.saving.register_keras_serializable(package="gan")
+class SumPool(keras.layers.Layer):
+    """Sum over height and width, (B, H, W, C) -> (B, C). A layer rather than a Lambda so that the
+    discriminator saves and loads as `.keras` (a Lambda loads only with safe_mode=False)."""
+
+    def call(self, inputs):
+        return tf.reduce_sum(inputs, axis=[1, 2])
+
+    def compute_output_shape(self, input_shape):
+        return (input_shape[0], input_shape[-1])
+
+
 def build_discriminator(config: GANConfig, name: str = "discriminator") -> keras.Model:
     """(image in [-1, 1], label) -> (real/fake logit, class logits). Strided 4x4 convs down to
     4x4, global sum pooling, a projection head: logit = w.h + embed(label).h (Miyato & Koyama
@@ -159,7 +168,7 @@ def build_discriminator(config: GANConfig, name: str = "discriminator") -> keras
         h = keras.layers.LeakyReLU(0.2)(h)
     h = keras.layers.Conv2D(width, 3, padding="same", name="last_conv")(h)
     h = keras.layers.LeakyReLU(0.2)(h)
-    features = keras.layers.Lambda(lambda t: tf.reduce_sum(t, axis=[1, 2]), name="sum_pool")(h)
+    features = SumPool(name="sum_pool")(h)
     unconditional = keras.layers.Dense(1, name="logit")(features)
     embedded = keras.layers.Embedding(config.num_classes, width, name="projection")(label)
     projection = keras.layers.Dot(axes=1)([embedded, features])

@@ -26,6 +26,7 @@ import numpy as np
 import tensorflow as tf
 
 from gan.models import ConditionalGAN, GANConfig
+from keras_aug.core.validation import check_integer
 from keras_aug.data import dataset_to_numpy
 
 CONFIG_FILE = "gan_config.json"
@@ -153,8 +154,7 @@ def train_gan(
         >>> images, labels = SampleGenerator.load("runs/gan").sample(64, seed=0)
     """
     for name, value in (("steps", steps), ("batch_size", batch_size), ("checkpoint_every", checkpoint_every)):
-        if not isinstance(value, (int, np.integer)) or isinstance(value, bool) or value < 1:
-            raise ValueError(f"{name} must be a positive integer, got {value!r}")
+        check_integer(name, value)
     images, labels = dataset_arrays(data)
     if images.ndim == 3:
         images = images[..., None]

@@ -17,6 +17,7 @@ from keras_aug.adversarial.attacks import (
     pgd,
 )
 from keras_aug.adversarial.outputs import resolve_from_logits
+from keras_aug.core.labels import class_ids
 from keras_aug.core.validation import check_choice, check_value_range
 
 _ATTACK_NAME = re.compile(r"^(fgsm|pgd)(?:-(\d+))?$")
@@ -52,10 +53,6 @@ def _batches(dataset, batch_size: int) -> list[tuple[np.ndarray, np.ndarray]]:
         return [(x[i:i + batch_size], y[i:i + batch_size]) for i in range(0, len(x), batch_size)]
     raise TypeError("dataset must be a tf.data.Dataset of (images, labels) or an (images, labels) "
                     f"pair of arrays, got {type(dataset).__name__}")
-
-
-def _class_ids(labels: np.ndarray) -> np.ndarray:
-    return labels.argmax(-1) if labels.ndim == 2 else labels.reshape(-1)
 
 
 def evaluate_robustness(
@@ -139,7 +136,7 @@ def evaluate_robustness(
         for x, y in batches:
             images = x if make_images is None else make_images(tf.constant(x), tf.constant(y))
             predicted = predict(tf.constant(images)).numpy()
-            correct += int((predicted == _class_ids(y)).sum())
+            correct += int((predicted == np.asarray(class_ids(y))).sum())
         return correct / n
 
     rows = [{"attack": "clean", "norm": "-", "eps": 0.0,
@@ -207,7 +204,7 @@ def save_adversarial_examples(
 
     clean_pred = np.argmax(model(x, training=False), -1)
     adv_pred = np.argmax(model(x_adv, training=False), -1)
-    truth = _class_ids(y)
+    truth = np.asarray(class_ids(y))
     delta = (np.asarray(x_adv) - np.asarray(x)) / (2 * max(eps, 1e-12)) + 0.5
     n = len(truth)
     titles = ([f"clean: {name(p)} (true {name(t)})" for p, t in zip(clean_pred, truth)]

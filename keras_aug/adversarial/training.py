@@ -15,7 +15,6 @@ off, BatchNorm statistics neither used from the batch nor updated), the update s
 """
 from __future__ import annotations
 
-import numbers
 import warnings
 
 import keras
@@ -34,7 +33,8 @@ from keras_aug.adversarial.attacks import (
     probabilities,
 )
 from keras_aug.adversarial.outputs import resolve_from_logits
-from keras_aug.core.validation import check_choice, check_value_range
+from keras_aug.core.labels import accuracy
+from keras_aug.core.validation import check_choice, check_number, check_value_range
 
 MODES = ("pgd", "fast_fgsm", "trades")
 _plain = tf.autograph.experimental.do_not_convert  # no tensor-dependent Python control flow here
@@ -113,20 +113,14 @@ class AdversarialTraining(keras.Model):
             self.step_size = float(step_size)
         else:
             self.step_size = check_step_size(step_size)
-        if (isinstance(ratio, bool) or not isinstance(ratio, numbers.Real)
-                or not 0.0 <= ratio < 1.0):
-            raise ValueError(f"ratio (the clean fraction of a batch) must be in [0, 1), got {ratio!r}")
+        check_number("ratio (the clean fraction of a batch)", ratio, 0, 1, high_open=True)
         if mode == "trades" and ratio != 0:
             raise ValueError("ratio applies to mode='pgd' or 'fast_fgsm'; TRADES always trains on "
                              f"clean and adversarial terms, weighted by beta. Got ratio={ratio!r}")
         self.ratio = float(ratio)
-        if isinstance(beta, bool) or not isinstance(beta, numbers.Real) or beta < 0:
-            raise ValueError(f"beta must be a non-negative number, got {beta!r}")
-        self.beta = float(beta)
-        if not isinstance(overfit_drop, numbers.Real) or not 0.0 < overfit_drop <= 1.0:
-            raise ValueError(f"overfit_drop must be in (0, 1], got {overfit_drop!r}")
+        self.beta = check_number("beta", beta, low=0)
         self.overfit_check = bool(overfit_check)
-        self.overfit_drop = float(overfit_drop)
+        self.overfit_drop = check_number("overfit_drop", overfit_drop, 0, 1, low_open=True)
         self.overfit_check_steps = check_steps(overfit_check_steps, "overfit_check_steps")
         self.from_logits = resolve_from_logits(model, from_logits)
         self.seed = seed
@@ -325,8 +319,7 @@ class CatastrophicOverfittingGuard(keras.callbacks.Callback):
                 x_adv = pgd(adv.classifier, images, labels, adv.eps, steps=self.steps,
                             from_logits=adv.from_logits, value_range=adv.value_range,
                             norm=adv.norm, seed=adv.seed_generator)
-                predicted = tf.argmax(adv.classifier(x_adv, training=False), axis=-1)
-                return tf.reduce_mean(tf.cast(tf.equal(predicted, _class_ids(labels)), tf.float32))
+                return tf.reduce_mean(accuracy(labels, adv.classifier(x_adv, training=False)))
 
             self._robust_accuracy = robust_accuracy
         return float(self._robust_accuracy(self.images, self.labels))
@@ -351,12 +344,6 @@ class CatastrophicOverfittingGuard(keras.callbacks.Callback):
             )
             self.model.set_weights(self.best_weights)
             self.model.stop_training = True
-
-
-def _class_ids(labels):
-    if labels.shape.rank == 2:
-        return tf.argmax(labels, axis=-1)
-    return tf.cast(tf.reshape(labels, [-1]), tf.int64)
 
 
 __all__ = ["AdversarialTraining", "CatastrophicOverfittingGuard", "MODES"]

@@ -19,7 +19,7 @@ import tensorflow as tf
 
 from keras_aug.core import IMAGES, LABELS, AugmentationLayer
 from keras_aug.core.live import Live
-from keras_aug.core.validation import check_probability
+from keras_aug.core.validation import check_integer, check_number, check_probability
 from keras_aug.ops import mix as ops
 from keras_aug.ops.erase import box_mask
 
@@ -478,12 +478,9 @@ class PuzzleMixModel(keras.Model):
         self.grid_sizes = tuple(int(g) for g in sizes)
         for name, value in (("beta", beta), ("gamma", gamma), ("eta", eta),
                             ("transport_eps", transport_eps)):
-            if isinstance(value, bool) or not isinstance(value, numbers.Real) or value < 0:
-                raise ValueError(f"{name} must be a number >= 0, got {value!r}")
-        if isinstance(sweeps, bool) or not isinstance(sweeps, numbers.Integral) or sweeps < 0:
-            raise ValueError(f"sweeps must be an integer >= 0, got {sweeps!r}")
+            check_number(name, value, low=0)
         self.beta, self.gamma, self.eta = float(beta), float(gamma), float(eta)
-        self.sweeps, self.transport = int(sweeps), bool(transport)
+        self.sweeps, self.transport = check_integer("sweeps", sweeps, 0), bool(transport)
         self.transport_eps = float(transport_eps)
         self.value_range = check_value_range(value_range)
         if saliency_dtype not in SALIENCY_DTYPES:

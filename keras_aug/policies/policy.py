@@ -17,6 +17,7 @@ import numbers
 import os
 from dataclasses import dataclass
 
+from keras_aug.core.validation import check_integer
 from keras_aug.policies.registry import OPS, SPACES
 from keras_aug.policies.tables import AUTOAUGMENT_BINS, AUTOAUGMENT_TABLES
 
@@ -174,9 +175,7 @@ def _is_number(x) -> bool:
 
 
 def _validate(policy: Policy, source: str) -> None:
-    bins = policy.magnitude_bins
-    if isinstance(bins, bool) or not isinstance(bins, int) or bins < 2:
-        raise ValueError(f"{source}: magnitude_bins must be an integer >= 2, got {bins!r}")
+    bins = check_integer(f"{source}: magnitude_bins", policy.magnitude_bins, 2)
     if policy.space not in SPACES:
         raise ValueError(f"{source}: space must be one of {list(SPACES)}, got {policy.space!r}")
     if not policy.sub_policies:
