@@ -1,7 +1,7 @@
 """Every layer in keras_aug.layers.__all__ keeps the same contract: `.keras` round trip in a fresh
 process, identity at training=False, seed determinism, float32 / uint8 in = out, and XLA equal to
 the plain graph. A new layer is checked by being exported; only a layer whose constructor needs
-arguments goes into ARGS.
+arguments goes into tests/layer_cases.py.
 
 Also: `import keras_aug` / `import gan` / `import finetune` register every serializable class of
 their package, so saved files load in a fresh process after those imports alone.
@@ -16,32 +16,12 @@ import pytest
 import tensorflow as tf
 
 import keras_aug.layers as L
+from layer_cases import ARGS, COMPOSITES, CROPS, EXACT_CROPS, K, NOT_LAYERS, layer_names, make_layer
 
-B, S, K = 4, 16, 5  # batch, image side, classes (labels for the mixing layers)
+B, S = 4, 16  # batch, image side
 
-# Constructor arguments for layers that need some (the others run with their defaults).
-ARGS = {
-    "CenterCrop": dict(height=12, width=10),
-    "RandomCrop": dict(height=12, width=10),
-    "RandomResizedCrop": dict(height=12, width=10),
-    "RandomRotation": dict(factor=0.2),
-    "RandomTranslation": dict(height_factor=0.2, width_factor=0.2),
-    "RandomZoom": dict(height_factor=0.2),
-    "MixUp": dict(num_classes=K),
-    "CutMix": dict(num_classes=K),
-    "RandomMixing": dict(num_classes=K),
-}
-# Exported names that are not augmentation layers, with where they are tested instead.
-NOT_LAYERS = {"PuzzleMixModel": "a training wrapper (keras.Model): tests/test_puzzlemix.py"}
-# Crops change the image size, so at inference they still crop, deterministically (as Keras'
-# crops do): the exact centre slice, or (RandomResizedCrop) the centred box resized.
-CROPS = {"CenterCrop", "RandomCrop", "RandomResizedCrop"}
-EXACT_CROPS = {"CenterCrop", "RandomCrop"}
-NAMES = [name for name in L.__all__ if name not in NOT_LAYERS]
-
-
-def make(name: str, **kwargs):
-    return getattr(L, name)(**{**ARGS.get(name, {}), **kwargs})
+NAMES = layer_names()
+make = make_layer
 
 
 def batch(dtype="float32", seed=0):
@@ -66,7 +46,7 @@ def plain(layer):
 
 def test_every_export_is_checked():
     assert set(NOT_LAYERS) <= set(L.__all__)
-    unknown = set(ARGS) - set(NAMES)
+    unknown = (set(ARGS) | set(COMPOSITES)) - set(NAMES)
     assert not unknown, f"ARGS names layers that are not exported: {unknown}"
 
 
@@ -77,7 +57,7 @@ def test_identity_at_inference(name):
     if name not in CROPS:
         np.testing.assert_array_equal(out, images)
         return
-    h, w = ARGS[name]["height"], ARGS[name]["width"]
+    h, w = CROPS[name]
     assert out.shape == (B, h, w, 3)
     other_seed = np.asarray(call(make(name, seed=1), images, labels, training=False))
     np.testing.assert_array_equal(out, other_seed)
