@@ -28,9 +28,10 @@ test: $(STAMP)
 docs: $(STAMP)
 	NO_MKDOCS_2_WARNING=1 $(BIN)/mkdocs build --strict
 
+# Runs benchmarks/layers.py and benchmarks/mixing.py and rewrites docs/benchmarks.md (long).
 bench: $(STAMP)
 	$(BIN)/pip install -q -e ".[test,bench]"
-	$(BIN)/python benchmarks/layers.py
+	$(BIN)/python benchmarks/report.py --out docs/benchmarks.md
 
 clean:
 	rm -rf $(VENV) runs .pytest_cache site

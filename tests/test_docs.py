@@ -131,6 +131,20 @@ def test_docstring_examples_run():
     assert not failures, "".join(failures)
 
 
+def test_benchmark_report_page():
+    spec = importlib.util.spec_from_file_location("report", ROOT / "benchmarks" / "report.py")
+    report = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(report)
+    table = "\n## 32x32, batch 256: images/second\n\n| layer | ours |\n|---|---|\n| RandomFlip | 1 |\n"
+    page = report.render_page({"layers": table}, {"layers": "--sizes 32", "mixing": "skip"},
+                              {"date (UTC)": "2026-12-01 00:00", "TensorFlow": "2.21.0"},
+                              "python benchmarks/report.py --layers '--sizes 32'", partial=True)
+    assert page.startswith("# Benchmarks\n")
+    assert "### 32x32, batch 256" in page and "| RandomFlip | 1 |" in page
+    assert "Partial run" in page and "`python benchmarks/layers.py --sizes 32`" in page
+    assert "| TensorFlow | 2.21.0 |" in page
+
+
 @pytest.mark.slow
 def test_mkdocs_build_strict(tmp_path):
     site = tmp_path / "site"
