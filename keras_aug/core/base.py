@@ -16,6 +16,7 @@ import numpy as np
 import tensorflow as tf
 from keras.src.backend.common import global_state
 
+from keras_aug.core.live import Live, check_strength, live_attributes
 from keras_aug.core.random import Draws, make_generator
 from keras_aug.core.validation import (
     FLOAT_DTYPES,
@@ -46,6 +47,11 @@ class AugmentationLayer(keras.layers.Layer):
     The same structure comes back; the caller's dict is never modified. Float inputs keep their
     dtype; uint8 inputs are augmented in float32 and returned as uint8 (rounded, clipped).
 
+    Live state: `p`, `strength` and each layer's factor ranges are `Live` attributes (see
+    `keras_aug.core.live`): assigning one takes effect at the next batch, with no retrace.
+    `strength` in [0, 1] scales every range between its identity and its configured value (or
+    `p`, for layers without ranges).
+
     Training switch: `layer(x)` on its own (e.g. in `ds.map(layer)`, or a `keras.Sequential` made
     only of augmentation layers) augments. Inside a model it augments only when the model is
     called with `training=True` (as `fit` does), so `predict`, `model(x)` and `model.export()`
@@ -55,10 +61,18 @@ class AugmentationLayer(keras.layers.Layer):
     takes_labels = True  # make_pipeline passes (images, labels) to these layers
     jit_compile = True  # subclasses whose ops have no XLA kernel set False
     channels: tuple[int, ...] | None = (1, 3, 4)
+    applies_p = True  # False: the subclass applies `p` itself (crops, which change the size)
+    # Whether `strength` scales `p`; None: when the layer has no Live range with an identity.
+    strength_scales_p: bool | None = None
 
-    def __init__(self, p: float = 1.0, value_range=(0, 255), seed: int | None = None, **kwargs):
+    p = Live(check_probability)
+    strength = Live(check_strength)
+
+    def __init__(self, p: float = 1.0, value_range=(0, 255), seed: int | None = None,
+                 strength: float = 1.0, **kwargs):
         super().__init__(**kwargs)
-        self.p = check_probability("p", p)
+        self.p = p
+        self.strength = strength
         self.value_range = check_value_range(value_range)
         if seed is not None and (isinstance(seed, bool) or not isinstance(seed, (int, np.integer))):
             raise TypeError(f"seed must be an integer or None, got {seed!r}")
@@ -68,6 +82,34 @@ class AugmentationLayer(keras.layers.Layer):
         self._convert_input_args = False
         self._allow_non_tensor_positional_args = True
         self.supports_jit = self.jit_compile
+
+    # ----------------------------------------------------------------- live state
+    def live(self, name: str) -> tf.Tensor:
+        """The in-graph value of Live attribute `name`, scaled by `strength` where it has an
+        identity (float32; a range reads as a tensor of shape (2,))."""
+        spec = live_attributes(type(self))[name]
+        value = tf.convert_to_tensor(self._live_variables[name])
+        if spec.identity is not None:
+            strength = tf.convert_to_tensor(self._live_variables["strength"])
+            value = spec.identity + strength * (value - spec.identity)
+        return value
+
+    def live_p(self) -> tf.Tensor:
+        """The in-graph per-sample probability: `p`, times `strength` for layers without ranges."""
+        p = self.live("p")
+        scales = self.strength_scales_p
+        if scales is None:
+            scales = not any(spec.identity is not None
+                             for spec in live_attributes(type(self)).values())
+        return p * self.live("strength") if scales else p
+
+    @property
+    def live_variables(self) -> dict[str, tf.Variable]:
+        """The variables behind the Live attributes (read-only view; assign the attributes)."""
+        return dict(self._live_variables)
+
+    def _check_live(self, name: str, value) -> None:
+        """Hook: cross-checks of a Live value against other settings (raise ValueError)."""
 
     # ----------------------------------------------------------------- subclass hooks
     def sample_params(self, batch_size: tf.Tensor, images: tf.Tensor, draws: Draws) -> dict:
@@ -142,8 +184,8 @@ class AugmentationLayer(keras.layers.Layer):
             out[LABELS] = self.augment_labels(data[LABELS], params)
         if MASKS in data:
             out[MASKS] = self.augment_segmentation_masks(data[MASKS], params)
-        if self.p < 1.0:
-            apply = draws.bernoulli([batch_size], self.p)
+        if self.applies_p:  # always drawn: p is read in-graph; XLA fuses the select
+            apply = draws.bernoulli([batch_size], self.live_p())
             y = _select(apply, y, x)
             for k in (LABELS, MASKS):
                 if k in data:
@@ -196,7 +238,8 @@ class AugmentationLayer(keras.layers.Layer):
 
     def get_config(self) -> dict:
         config = super().get_config()
-        config.update({"p": self.p, "value_range": self.value_range, "seed": self.seed})
+        config.update({"p": self.p, "value_range": self.value_range, "seed": self.seed,
+                       "strength": self.strength})
         return config
 
 

@@ -15,6 +15,7 @@ import keras
 import tensorflow as tf
 
 from keras_aug.core import AugmentationLayer
+from keras_aug.core.live import Live
 from keras_aug.core.validation import check_range
 from keras_aug.ops import color as ops
 
@@ -68,19 +69,15 @@ def unit_range(name: str, factor) -> tuple[float, float]:
     return check_range(name, factor, low=0.0, high=1.0)
 
 
-def _optional(check, name, factor):
-    return None if factor is None else check(name, factor)
-
-
 def _saturation_factor(draws, batch_size, bounds):
     """Keras' saturation convention: k in [0, 1] -> PIL factor k / (1 - k); 0.5 is the identity."""
-    k = draws.uniform([batch_size], *bounds)
+    k = draws.uniform([batch_size], bounds[0], bounds[1])
     return k / (1.0 - k + 1e-7)
 
 
 def _hue_delta(draws, batch_size, bounds):
     """Keras' hue convention: magnitude in `bounds`, random sign, half a turn at 1."""
-    magnitude = draws.uniform([batch_size], *bounds)
+    magnitude = draws.uniform([batch_size], bounds[0], bounds[1])
     sign = tf.where(draws.bernoulli([batch_size], 0.5), 1.0, -1.0)
     return 0.5 * sign * magnitude
 
@@ -102,12 +99,15 @@ class RandomBrightness(AugmentationLayer):
         >>> out = layer(tf.random.uniform([8, 32, 32, 3], 0, 255))
     """
 
+    factor = Live(brightness_range, identity=0.0)
+
     def __init__(self, factor=0.2, **kwargs):
         super().__init__(**kwargs)
-        self.factor = brightness_range("factor", factor)
+        self.factor = factor
 
     def sample_params(self, batch_size, images, draws):
-        return {"factor": 1.0 + draws.uniform([batch_size], *self.factor)}
+        bounds = self.live("factor")
+        return {"factor": 1.0 + draws.uniform([batch_size], bounds[0], bounds[1])}
 
     def augment_images(self, images, params):
         return ops.brightness(images, params["factor"], self.value_range)
@@ -134,13 +134,15 @@ class RandomContrast(AugmentationLayer):
     """
 
     channels = (1, 3)
+    factor = Live(contrast_range, identity=1.0)
 
     def __init__(self, factor=0.2, **kwargs):
         super().__init__(**kwargs)
-        self.factor = contrast_range("factor", factor)
+        self.factor = factor
 
     def sample_params(self, batch_size, images, draws):
-        return {"factor": draws.uniform([batch_size], *self.factor)}
+        bounds = self.live("factor")
+        return {"factor": draws.uniform([batch_size], bounds[0], bounds[1])}
 
     def augment_images(self, images, params):
         return ops.contrast(images, params["factor"], self.value_range)
@@ -168,13 +170,14 @@ class RandomSaturation(AugmentationLayer):
     """
 
     channels = (3,)
+    factor = Live(unit_range, identity=0.5)
 
     def __init__(self, factor=(0.3, 0.7), **kwargs):
         super().__init__(**kwargs)
-        self.factor = unit_range("factor", factor)
+        self.factor = factor
 
     def sample_params(self, batch_size, images, draws):
-        return {"factor": _saturation_factor(draws, batch_size, self.factor)}
+        return {"factor": _saturation_factor(draws, batch_size, self.live("factor"))}
 
     def augment_images(self, images, params):
         return ops.saturation(images, params["factor"], self.value_range)
@@ -199,13 +202,14 @@ class RandomHue(AugmentationLayer):
     """
 
     channels = (3,)
+    factor = Live(unit_range, identity=0.0)
 
     def __init__(self, factor=0.1, **kwargs):
         super().__init__(**kwargs)
-        self.factor = unit_range("factor", factor)
+        self.factor = factor
 
     def sample_params(self, batch_size, images, draws):
-        return {"delta": _hue_delta(draws, batch_size, self.factor)}
+        return {"delta": _hue_delta(draws, batch_size, self.live("factor"))}
 
     def augment_images(self, images, params):
         return ops.hue(images, params["delta"], self.value_range)
@@ -229,12 +233,15 @@ class RandomSharpness(AugmentationLayer):
         >>> out = layer(tf.random.uniform([8, 32, 32, 3], 0, 255))
     """
 
+    factor = Live(unit_range, identity=0.5)
+
     def __init__(self, factor=(0.25, 0.75), **kwargs):
         super().__init__(**kwargs)
-        self.factor = unit_range("factor", factor)
+        self.factor = factor
 
     def sample_params(self, batch_size, images, draws):
-        return {"factor": 2.0 * draws.uniform([batch_size], *self.factor)}
+        bounds = self.live("factor")
+        return {"factor": 2.0 * draws.uniform([batch_size], bounds[0], bounds[1])}
 
     def augment_images(self, images, params):
         return ops.sharpness(images, params["factor"], self.value_range)
@@ -252,7 +259,8 @@ class RandomColorJitter(AugmentationLayer):
     move where clipping happens; fixing it lets them fuse into one per-sample affine map of the
     pixel and its luma (`ops.color_jitter`), one read and one write of the batch, then one hue
     rotation. Each factor uses the convention of the single layer of the same name; `None`
-    leaves that property unchanged.
+    leaves that property unchanged. All four are live; the hue rotation (an HSV round trip) is
+    compiled in only when `hue_factor` is given at construction (pass `0` to set it later).
 
     Args:
         value_range: first positional argument, as in Keras' RandomColorJitter.
@@ -270,6 +278,10 @@ class RandomColorJitter(AugmentationLayer):
     """
 
     channels = (3,)
+    brightness_factor = Live(brightness_range, identity=0.0, optional=True, shape=(2,))
+    contrast_factor = Live(contrast_range, identity=1.0, optional=True, shape=(2,))
+    saturation_factor = Live(unit_range, identity=0.5, optional=True, shape=(2,))
+    hue_factor = Live(unit_range, identity=0.0, optional=True, shape=(2,))
 
     def __init__(
         self,
@@ -281,23 +293,28 @@ class RandomColorJitter(AugmentationLayer):
         **kwargs,
     ):
         super().__init__(value_range=value_range, **kwargs)
-        self.brightness_factor = _optional(brightness_range, "brightness_factor", brightness_factor)
-        self.contrast_factor = _optional(contrast_range, "contrast_factor", contrast_factor)
-        self.saturation_factor = _optional(unit_range, "saturation_factor", saturation_factor)
-        self.hue_factor = _optional(unit_range, "hue_factor", hue_factor)
+        self._with_hue = hue_factor is not None
+        self.brightness_factor = brightness_factor
+        self.contrast_factor = contrast_factor
+        self.saturation_factor = saturation_factor
+        self.hue_factor = hue_factor
+
+    def _check_live(self, name, value):
+        if name == "hue_factor" and value is not None and not getattr(self, "_with_hue", True):
+            raise ValueError(
+                "hue_factor was None when this RandomColorJitter was built, so its graph has no "
+                "hue step; construct it with hue_factor=0 to set the hue later")
 
     def sample_params(self, batch_size, images, draws):
-        one = tf.ones([batch_size])
+        brightness = self.live("brightness_factor")
+        contrast = self.live("contrast_factor")
         params = {
-            "brightness": one if self.brightness_factor is None
-            else 1.0 + draws.uniform([batch_size], *self.brightness_factor),
-            "contrast": one if self.contrast_factor is None
-            else draws.uniform([batch_size], *self.contrast_factor),
-            "saturation": one if self.saturation_factor is None
-            else _saturation_factor(draws, batch_size, self.saturation_factor),
+            "brightness": 1.0 + draws.uniform([batch_size], brightness[0], brightness[1]),
+            "contrast": draws.uniform([batch_size], contrast[0], contrast[1]),
+            "saturation": _saturation_factor(draws, batch_size, self.live("saturation_factor")),
         }
-        if self.hue_factor is not None:
-            params["hue"] = _hue_delta(draws, batch_size, self.hue_factor)
+        if self._with_hue:
+            params["hue"] = _hue_delta(draws, batch_size, self.live("hue_factor"))
         return params
 
     def augment_images(self, images, params):
@@ -420,17 +437,22 @@ class RandomSolarize(AugmentationLayer):
         >>> out = layer(tf.random.uniform([8, 32, 32, 3], 0, 255))
     """
 
+    addition_factor = Live(unit_range, identity=0.0)
+    # identity: a threshold just above the range (1.0 still inverts pixels equal to `high`)
+    threshold_factor = Live(unit_range, identity=1.001)
+
     def __init__(self, addition_factor=0.0, threshold_factor=(0.5, 1.0), **kwargs):
         super().__init__(**kwargs)
-        self.addition_factor = unit_range("addition_factor", addition_factor)
-        self.threshold_factor = unit_range("threshold_factor", threshold_factor)
+        self.addition_factor = addition_factor
+        self.threshold_factor = threshold_factor
 
     def sample_params(self, batch_size, images, draws):
         low, high = self.value_range
         span = high - low
+        addition, threshold = self.live("addition_factor"), self.live("threshold_factor")
         return {
-            "addition": span * draws.uniform([batch_size], *self.addition_factor),
-            "threshold": low + span * draws.uniform([batch_size], *self.threshold_factor),
+            "addition": span * draws.uniform([batch_size], addition[0], addition[1]),
+            "threshold": low + span * draws.uniform([batch_size], threshold[0], threshold[1]),
         }
 
     def augment_images(self, images, params):
@@ -443,6 +465,22 @@ class RandomSolarize(AugmentationLayer):
             "addition_factor": self.addition_factor,
             "threshold_factor": self.threshold_factor,
         }
+
+
+def _check_bits(name: str, factor) -> tuple[int, int]:
+    if isinstance(factor, numbers.Integral) and not isinstance(factor, bool):
+        factor = (int(factor), int(factor))
+    if not (
+        isinstance(factor, (tuple, list))
+        and len(factor) == 2
+        and all(isinstance(v, numbers.Integral) and not isinstance(v, bool) for v in factor)
+        and 1 <= factor[0] <= factor[1] <= 8
+    ):
+        raise ValueError(
+            f"{name} must be an integer number of bits in [1, 8] or a (min, max) pair of them "
+            f"with min <= max, got {factor!r}"
+        )
+    return (int(factor[0]), int(factor[1]))
 
 
 @keras.saving.register_keras_serializable(package="keras_aug")
@@ -459,24 +497,15 @@ class RandomPosterize(AugmentationLayer):
         >>> out = layer(tf.random.uniform([8, 32, 32, 3], 0, 255))
     """
 
+    factor = Live(lambda name, v: _check_bits(name, v), identity=8.0)
+
     def __init__(self, factor=(4, 8), **kwargs):
         super().__init__(**kwargs)
-        if isinstance(factor, numbers.Integral) and not isinstance(factor, bool):
-            factor = (int(factor), int(factor))
-        if not (
-            isinstance(factor, (tuple, list))
-            and len(factor) == 2
-            and all(isinstance(v, numbers.Integral) and not isinstance(v, bool) for v in factor)
-            and 1 <= factor[0] <= factor[1] <= 8
-        ):
-            raise ValueError(
-                f"factor must be an integer number of bits in [1, 8] or a (min, max) pair of them "
-                f"with min <= max, got {factor!r}"
-            )
-        self.factor = (int(factor[0]), int(factor[1]))
+        self.factor = factor
 
     def sample_params(self, batch_size, images, draws):
-        return {"bits": draws.integers([batch_size], self.factor[0], self.factor[1] + 1)}
+        bounds = tf.round(self.live("factor"))  # strength moves the bounds toward 8 bits
+        return {"bits": draws.integers([batch_size], bounds[0], bounds[1] + 1)}
 
     def augment_images(self, images, params):
         return ops.posterize(images, params["bits"], self.value_range)
@@ -502,19 +531,34 @@ class RandomGaussianBlur(AugmentationLayer):
         >>> out = layer(tf.random.uniform([8, 32, 32, 3], 0, 255))
     """
 
+    sigma = Live(lambda name, v: check_range(name, v, low=0.0), identity=0.0)
+
     def __init__(self, sigma=(0.1, 2.0), kernel_size: int | None = None, **kwargs):
         super().__init__(**kwargs)
-        self.sigma = check_range("sigma", sigma, low=0.0)
+        self._auto_kernel = kernel_size is None
         if kernel_size is None:
-            kernel_size = ops.gaussian_kernel_size(max(self.sigma[1], 0.01))
+            kernel_size = ops.gaussian_kernel_size(max(check_range("sigma", sigma, low=0.0)[1],
+                                                       0.01))
         if isinstance(kernel_size, bool) or not isinstance(kernel_size, numbers.Integral) or (
             kernel_size < 1 or kernel_size % 2 == 0
         ):
             raise ValueError(f"kernel_size must be a positive odd integer, got {kernel_size!r}")
         self.kernel_size = int(kernel_size)
+        self.sigma = sigma
+
+    def _check_live(self, name, value):
+        # The kernel is static (XLA); a larger sigma would be silently truncated.
+        if name == "sigma" and self._auto_kernel and (
+            ops.gaussian_kernel_size(max(value[1], 0.01)) > self.kernel_size
+        ):
+            raise ValueError(
+                f"sigma={value!r} needs a kernel larger than this layer's kernel_size="
+                f"{self.kernel_size} (sized for the sigma it was built with); construct it with "
+                f"the largest sigma you will set, or pass kernel_size")
 
     def sample_params(self, batch_size, images, draws):
-        return {"sigma": draws.uniform([batch_size], *self.sigma)}
+        bounds = self.live("sigma")
+        return {"sigma": draws.uniform([batch_size], bounds[0], bounds[1])}
 
     def augment_images(self, images, params):
         return ops.gaussian_blur(images, params["sigma"], self.value_range, self.kernel_size)

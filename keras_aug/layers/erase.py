@@ -6,13 +6,13 @@ Segmentation masks and labels pass through unchanged (erasing moves no pixels).
 """
 from __future__ import annotations
 
-import math
 import numbers
 
 import keras
 import tensorflow as tf
 
 from keras_aug.core import AugmentationLayer
+from keras_aug.core.live import Live
 from keras_aug.core.validation import check_choice, check_range
 from keras_aug.ops import erase as ops
 
@@ -58,6 +58,34 @@ def _sample_fill(layer, draws, images, colour_shape) -> tf.Tensor:
     return _constant_fill(layer.fill_value, channels)
 
 
+def _check_erase_scale(name: str, value) -> tuple[float, float]:
+    bounds = check_range(name, value, low=0.0, high=1.0)
+    if bounds[1] <= 0:
+        raise ValueError(f"{name} must have a positive maximum, got {value!r}")
+    return bounds
+
+
+def _check_cutout_size(name: str, value) -> tuple[float, float]:
+    if isinstance(value, numbers.Real) and not isinstance(value, bool):
+        if not 0.0 <= value <= 1.0:
+            raise ValueError(f"{name} must be a fraction in [0, 1], got {value!r}")
+        value = (float(value), float(value))
+    return check_range(name, value, low=0.0, high=1.0)
+
+
+def _check_hole_ratio(name: str, value) -> float:
+    if isinstance(value, bool) or not isinstance(value, numbers.Real) or not 0 <= value < 1:
+        raise ValueError(f"{name} must be a number in [0, 1), got {value!r}")
+    return float(value)
+
+
+def _check_unit(name: str, value) -> tuple[float, float]:
+    bounds = check_range(name, value, low=0.0, high=1.0)
+    if bounds[0] <= 0:
+        raise ValueError(f"{name} must be a (min, max) range of positive fractions, got {value!r}")
+    return bounds
+
+
 @keras.saving.register_keras_serializable(package="keras_aug")
 class RandomErasing(AugmentationLayer):
     """Erase 1..N random boxes per image (Zhong et al. 2020), with timm's sampling.
@@ -85,6 +113,9 @@ class RandomErasing(AugmentationLayer):
         >>> erased = layer(tf.random.uniform([8, 64, 64, 3], 0, 255))
     """
 
+    scale = Live(lambda name, v: _check_erase_scale(name, v), identity=0.0)
+    ratio = Live(lambda name, v: check_range(name, v, low=1e-6))
+
     def __init__(
         self,
         scale=(0.02, 1 / 3),
@@ -97,10 +128,8 @@ class RandomErasing(AugmentationLayer):
         **kwargs,
     ):
         super().__init__(**kwargs)
-        self.scale = check_range("scale", scale, low=0.0, high=1.0)
-        self.ratio = check_range("ratio", ratio, low=1e-6)
-        if self.scale[1] <= 0:
-            raise ValueError(f"scale must have a positive maximum, got {scale!r}")
+        self.scale = scale
+        self.ratio = ratio
         self.mode = check_choice("mode", mode, FILL_MODES)
         self.fill_value = _check_fill_value(fill_value)
         for name, value, least in (("max_boxes", max_boxes, 1), ("min_boxes", min_boxes, 0),
@@ -118,10 +147,10 @@ class RandomErasing(AugmentationLayer):
         hf, wf = tf.cast(h, tf.float32), tf.cast(w, tf.float32)
         n, a = self.max_boxes, self.attempts
         count = draws.integers([batch_size], self.min_boxes, self.max_boxes + 1)
-        area = draws.uniform([batch_size, n, a], *self.scale) * hf * wf
+        scale, log_ratio = self.live("scale"), tf.math.log(self.live("ratio"))
+        area = draws.uniform([batch_size, n, a], scale[0], scale[1]) * hf * wf
         area = area / tf.cast(tf.maximum(count, 1), tf.float32)[:, None, None]
-        log_lo, log_hi = math.log(self.ratio[0]), math.log(self.ratio[1])
-        aspect = tf.exp(draws.uniform([batch_size, n, a], log_lo, log_hi))
+        aspect = tf.exp(draws.uniform([batch_size, n, a], log_ratio[0], log_ratio[1]))
         bh = tf.round(tf.sqrt(area * aspect))
         bw = tf.round(tf.sqrt(area / aspect))
         fits = (bh < hf) & (bw < wf) & (bh > 0) & (bw > 0)
@@ -164,20 +193,19 @@ class RandomCutout(AugmentationLayer):
         >>> out = layer(tf.random.uniform([8, 32, 32, 3], 0, 255))
     """
 
+    size = Live(_check_cutout_size, identity=0.0)
+
     def __init__(self, size=0.5, mode: str = "constant", fill_value=0.0, **kwargs):
         super().__init__(**kwargs)
-        if isinstance(size, numbers.Real) and not isinstance(size, bool):
-            if not 0.0 <= size <= 1.0:
-                raise ValueError(f"size must be a fraction in [0, 1], got {size!r}")
-            size = (float(size), float(size))
-        self.size = check_range("size", size, low=0.0, high=1.0)
+        self.size = size
         self.mode = check_choice("mode", mode, FILL_MODES)
         self.fill_value = _check_fill_value(fill_value)
 
     def sample_params(self, batch_size, images, draws):
         h, w = tf.shape(images)[1], tf.shape(images)[2]
         hf, wf = tf.cast(h, tf.float32), tf.cast(w, tf.float32)
-        side = draws.uniform([batch_size], *self.size) * tf.minimum(hf, wf)
+        size = self.live("size")
+        side = draws.uniform([batch_size], size[0], size[1]) * tf.minimum(hf, wf)
         params = {
             "center_y": draws.uniform([batch_size], 0.0, hf),
             "center_x": draws.uniform([batch_size], 0.0, wf),
@@ -216,23 +244,23 @@ class GridMask(AugmentationLayer):
         >>> out = layer(tf.random.uniform([8, 64, 64, 3], 0, 255))
     """
 
+    ratio = Live(_check_hole_ratio, identity=0.0)
+    unit = Live(_check_unit)
+
     def __init__(self, ratio: float = 0.5, unit=(0.2, 0.5), fill_value=0.0, **kwargs):
         super().__init__(**kwargs)
-        if isinstance(ratio, bool) or not isinstance(ratio, numbers.Real) or not 0 <= ratio < 1:
-            raise ValueError(f"ratio must be a number in [0, 1), got {ratio!r}")
-        self.ratio = float(ratio)
-        self.unit = check_range("unit", unit, low=0.0, high=1.0)
-        if self.unit[0] <= 0:
-            raise ValueError(f"unit must be a (min, max) range of positive fractions, got {unit!r}")
+        self.ratio = ratio
+        self.unit = unit
         self.fill_value = _check_fill_value(fill_value)
 
     def sample_params(self, batch_size, images, draws):
         shape = tf.shape(images)
         side = tf.cast(tf.minimum(shape[1], shape[2]), tf.float32)
-        unit = tf.maximum(tf.round(draws.uniform([batch_size], *self.unit) * side), 2.0)
+        bounds = self.live("unit")
+        unit = tf.maximum(tf.round(draws.uniform([batch_size], bounds[0], bounds[1]) * side), 2.0)
         return {
             "unit": unit,
-            "hole": tf.round(unit * self.ratio),
+            "hole": tf.round(unit * self.live("ratio")),
             "offset_y": tf.floor(draws.uniform([batch_size]) * unit),
             "offset_x": tf.floor(draws.uniform([batch_size]) * unit),
         }

@@ -18,12 +18,8 @@ import tensorflow as tf
 
 from keras_aug.core import AugmentationLayer
 from keras_aug.core.base import IMAGES, MASKS, _restore_dtype, _standardize
-from keras_aug.core.validation import (
-    check_choice,
-    check_images,
-    check_probability,
-    check_range,
-)
+from keras_aug.core.live import Live
+from keras_aug.core.validation import check_choice, check_images, check_range
 from keras_aug.ops import geometry as ops
 
 __all__ = [
@@ -149,50 +145,55 @@ class RandomAffine(_WarpLayer):
         >>> out = layer(tf.random.uniform([8, 32, 32, 3], 0, 255))
     """
 
+    rotation = Live(lambda name, v: check_range(name, v, symmetric=True), identity=0.0)
+    translate_x = Live(lambda name, v: check_range(name, v, symmetric=True, low=-1, high=1),
+                       identity=0.0)
+    translate_y = Live(lambda name, v: check_range(name, v, symmetric=True, low=-1, high=1),
+                       identity=0.0)
+    zoom_y = Live(lambda name, v: _check_zoom(name, v), identity=0.0)
+    zoom_x = Live(lambda name, v: _check_zoom(name, v), identity=0.0, optional=True,
+                  shape=(2,))
+    _zoom_x_tied = Live(lambda name, v: float(v))  # zoom_x=None reuses the zoom_y draw
+    shear_x = Live(lambda name, v: check_range(name, v, symmetric=True), identity=0.0)
+    shear_y = Live(lambda name, v: check_range(name, v, symmetric=True), identity=0.0)
+
     def __init__(self, rotation=0.0, translate_x=0.0, translate_y=0.0, zoom_y=0.0, zoom_x=None,
                  shear_x=0.0, shear_y=0.0, interpolation: str = "bilinear",
                  fill_mode: str = "reflect", fill_value: float = 0.0, **kwargs):
         super().__init__(interpolation, fill_mode, fill_value, **kwargs)
-        self.rotation = check_range("rotation", rotation, symmetric=True)
-        self.translate_x = check_range("translate_x", translate_x, symmetric=True, low=-1, high=1)
-        self.translate_y = check_range("translate_y", translate_y, symmetric=True, low=-1, high=1)
-        self.zoom_y = _check_zoom("zoom_y", zoom_y)
-        self.zoom_x = None if zoom_x is None else _check_zoom("zoom_x", zoom_x)
-        self.shear_x = check_range("shear_x", shear_x, symmetric=True)
-        self.shear_y = check_range("shear_y", shear_y, symmetric=True)
+        self.rotation = rotation
+        self.translate_x = translate_x
+        self.translate_y = translate_y
+        self.zoom_y = zoom_y
+        self.zoom_x = zoom_x
+        self.shear_x = shear_x
+        self.shear_y = shear_y
+
+    def _check_live(self, name, value):
+        if name == "zoom_x":
+            self._zoom_x_tied = value is None
 
     def sample_params(self, batch_size, images, draws):
+        # Every part is always drawn (a few (B, 3, 3) products): ranges are live, so a part that
+        # is 0 now may be set later; the warp is one pass either way.
         height, width = _size(images, 1), _size(images, 2)
 
-        def draw(bounds, scale=1.0):
-            if bounds == (0.0, 0.0):
-                return None
-            return draws.uniform([batch_size], bounds[0], bounds[1]) * scale
+        def draw(name):
+            bounds = self.live(name)
+            return draws.uniform([batch_size], bounds[0], bounds[1])
 
-        parts = []
-        zy = draw(self.zoom_y)
-        zx = zy if self.zoom_x is None else draw(self.zoom_x)
-        if zy is not None or zx is not None:
-            zeros = tf.zeros([batch_size])
-            zy = zeros if zy is None else zy
-            zx = zeros if zx is None else zx
-            parts.append(ops.zoom_matrix(1.0 / (1.0 + zx), 1.0 / (1.0 + zy), height, width))
-        sx, sy = draw(self.shear_x), draw(self.shear_y)
-        if sx is not None or sy is not None:
-            zeros = tf.zeros([batch_size])
-            parts.append(ops.shear_matrix(zeros if sx is None else sx,
-                                          zeros if sy is None else sy, height, width))
-        angle = draw(self.rotation, 2.0 * math.pi)
-        if angle is not None:
-            parts.append(ops.rotation_matrix(angle, height, width))
-        tx = draw(self.translate_x)
-        ty = draw(self.translate_y)
-        if tx is not None or ty is not None:
-            zeros = tf.zeros([batch_size])
-            tx = zeros if tx is None else tx * tf.cast(width, tf.float32)
-            ty = zeros if ty is None else ty * tf.cast(height, tf.float32)
-            parts.append(ops.translation_matrix(tx, ty))
-        matrix = ops.compose(*parts) if parts else ops.identity_matrix(batch_size)
+        zy = draw("zoom_y")
+        zx = tf.where(self.live("_zoom_x_tied") > 0.5, zy, draw("zoom_x"))
+        sx, sy = draw("shear_x"), draw("shear_y")
+        angle = draw("rotation") * (2.0 * math.pi)
+        tx = draw("translate_x") * tf.cast(width, tf.float32)
+        ty = draw("translate_y") * tf.cast(height, tf.float32)
+        matrix = ops.compose(
+            ops.zoom_matrix(1.0 / (1.0 + zx), 1.0 / (1.0 + zy), height, width),
+            ops.shear_matrix(sx, sy, height, width),
+            ops.rotation_matrix(angle, height, width),
+            ops.translation_matrix(tx, ty),
+        )
         return {"matrix": matrix}
 
     def get_config(self):
@@ -209,6 +210,22 @@ def _check_zoom(name: str, value) -> tuple[float, float]:
             f"{name} must be > -1 (a factor f zooms by 1 / (1 + f); -1 would zoom in infinitely), "
             f"got {value!r}")
     return bounds
+
+
+def _alias(target: str, zoom: bool = False, **bounds) -> property:
+    """A preset's Keras-named attribute, read and assigned through RandomAffine's live one."""
+
+    def get(layer):
+        return getattr(layer, target)
+
+    def set_(layer, value):
+        name = next(k for k, v in type(layer).__dict__.items() if v is prop)
+        if not (zoom and value is None):
+            value = _named(name, value, zoom=zoom, **bounds)
+        setattr(layer, target, value)
+
+    prop = property(get, set_, doc=f"Alias of RandomAffine's `{target}` (live).")
+    return prop
 
 
 class _AffinePreset(RandomAffine):
@@ -238,6 +255,8 @@ class RandomRotation(_AffinePreset):
         super().__init__(rotation=_named("factor", factor), interpolation=interpolation,
                          fill_mode=fill_mode, fill_value=fill_value, **kwargs)
 
+    factor = _alias("rotation")
+
     def get_config(self):
         return self._preset_config(factor=self.rotation)
 
@@ -264,6 +283,9 @@ class RandomTranslation(_AffinePreset):
                          translate_x=_named("width_factor", width_factor, low=-1, high=1),
                          interpolation=interpolation, fill_mode=fill_mode, fill_value=fill_value,
                          **kwargs)
+
+    height_factor = _alias("translate_y", low=-1, high=1)
+    width_factor = _alias("translate_x", low=-1, high=1)
 
     def get_config(self):
         return self._preset_config(height_factor=self.translate_y, width_factor=self.translate_x)
@@ -294,6 +316,9 @@ class RandomZoom(_AffinePreset):
                          interpolation=interpolation, fill_mode=fill_mode, fill_value=fill_value,
                          **kwargs)
 
+    height_factor = _alias("zoom_y", zoom=True)
+    width_factor = _alias("zoom_x", zoom=True)
+
     def get_config(self):
         return self._preset_config(height_factor=self.zoom_y, width_factor=self.zoom_x)
 
@@ -321,6 +346,9 @@ class RandomShear(_AffinePreset):
                          interpolation=interpolation, fill_mode=fill_mode, fill_value=fill_value,
                          **kwargs)
 
+    x_factor = _alias("shear_x")
+    y_factor = _alias("shear_y")
+
     def get_config(self):
         return self._preset_config(x_factor=self.shear_x, y_factor=self.shear_y)
 
@@ -330,6 +358,12 @@ def _named(name: str, value, zoom: bool = False, **bounds):
     if zoom:
         return _check_zoom(name, value)
     return check_range(name, value, symmetric=True, **bounds)
+
+
+def _check_unit(name: str, value) -> float:
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 <= value <= 1:
+        raise ValueError(f"{name} must be a number in [0, 1], got {value!r}")
+    return float(value)
 
 
 @keras.saving.register_keras_serializable(package="keras_aug")
@@ -353,12 +387,12 @@ class RandomPerspective(_WarpLayer):
         >>> out = layer(tf.random.uniform([8, 32, 32, 3], 0, 255))
     """
 
+    scale = Live(_check_unit, identity=0.0)
+
     def __init__(self, scale: float = 0.5, interpolation="bilinear", fill_mode="constant",
                  fill_value=0.0, **kwargs):
         super().__init__(interpolation, fill_mode, fill_value, **kwargs)
-        if isinstance(scale, bool) or not isinstance(scale, (int, float)) or not 0 <= scale <= 1:
-            raise ValueError(f"scale must be a number in [0, 1], got {scale!r}")
-        self.scale = float(scale)
+        self.scale = scale
 
     def sample_params(self, batch_size, images, draws):
         height, width = _size(images, 1), _size(images, 2)
@@ -368,7 +402,7 @@ class RandomPerspective(_WarpLayer):
                             tf.stack([0.0, h1])])  # (4, 2) x, y
         half = tf.stack([tf.cast(width, tf.float32), tf.cast(height, tf.float32)]) / 2.0
         inward = tf.constant([[1.0, 1.0], [-1.0, 1.0], [-1.0, -1.0], [1.0, -1.0]])
-        shift = draws.uniform([batch_size, 4, 2], 0.0, self.scale) * half * inward
+        shift = draws.uniform([batch_size, 4, 2], 0.0, self.live("scale")) * half * inward
         start = tf.broadcast_to(corners, [batch_size, 4, 2])
         return {"matrix": ops.perspective_matrix(start, start + shift)}
 
@@ -392,9 +426,10 @@ class _CropLayer(AugmentationLayer):
     images of two sizes.
     """
 
-    def __init__(self, height: int, width: int, p: float = 1.0, **kwargs):
-        self.crop_p = check_probability("p", p)
-        super().__init__(p=1.0, **kwargs)
+    applies_p = False  # samples left out by p get the default box (same size), not the input
+
+    def __init__(self, height: int, width: int, **kwargs):
+        super().__init__(**kwargs)
         self.height = _check_size("height", height)
         self.width = _check_size("width", width)
 
@@ -458,9 +493,8 @@ class _CropLayer(AugmentationLayer):
     def sample_params(self, batch_size, images, draws):
         h_in, w_in = tf.shape(images)[1], tf.shape(images)[2]
         boxes = self._random_boxes(batch_size, h_in, w_in, draws)
-        if self.crop_p < 1.0:
-            apply = draws.bernoulli([batch_size], self.crop_p)
-            boxes = tf.where(apply[:, None], boxes, self._default_boxes(batch_size, h_in, w_in))
+        apply = draws.bernoulli([batch_size], self.live_p())
+        boxes = tf.where(apply[:, None], boxes, self._default_boxes(batch_size, h_in, w_in))
         return {"boxes": boxes}
 
     def augment_segmentation_masks(self, masks, params):
@@ -486,8 +520,7 @@ class _CropLayer(AugmentationLayer):
         return spec(inputs, True)
 
     def get_config(self):
-        return {**super().get_config(), "p": self.crop_p, "height": self.height,
-                "width": self.width}
+        return {**super().get_config(), "height": self.height, "width": self.width}
 
 
 @keras.saving.register_keras_serializable(package="keras_aug")
@@ -523,6 +556,20 @@ class RandomCrop(_CropLayer):
         return self._crop(images, params["boxes"], "bilinear")
 
 
+def _check_crop_scale(name: str, value) -> tuple[float, float]:
+    bounds = check_range(name, value, low=0.0, high=1.0)
+    if bounds[0] <= 0:
+        raise ValueError(f"{name} must be (min, max) within (0, 1] with min > 0, got {value!r}")
+    return bounds
+
+
+def _check_ratio(name: str, value) -> tuple[float, float]:
+    bounds = check_range(name, value)
+    if bounds[0] <= 0:
+        raise ValueError(f"{name} must be (min, max) with 0 < min <= max, got {value!r}")
+    return bounds
+
+
 @keras.saving.register_keras_serializable(package="keras_aug")
 class RandomResizedCrop(_CropLayer):
     """Crop a random area and aspect ratio per sample and resize it to `height x width`.
@@ -546,16 +593,14 @@ class RandomResizedCrop(_CropLayer):
     """
 
     attempts = 10
+    scale = Live(lambda name, v: _check_crop_scale(name, v), identity=1.0)
+    ratio = Live(lambda name, v: _check_ratio(name, v), identity=1.0)
 
     def __init__(self, height: int, width: int, scale=(0.08, 1.0), ratio=(3 / 4, 4 / 3),
                  interpolation: str = "bilinear", **kwargs):
         super().__init__(height, width, **kwargs)
-        self.scale = check_range("scale", scale, low=0.0, high=1.0)
-        if self.scale[0] <= 0:
-            raise ValueError(f"scale must be (min, max) within (0, 1] with min > 0, got {scale!r}")
-        self.ratio = check_range("ratio", ratio)
-        if self.ratio[0] <= 0:
-            raise ValueError(f"ratio must be (min, max) with 0 < min <= max, got {ratio!r}")
+        self.scale = scale
+        self.ratio = ratio
         self.interpolation = check_choice("interpolation", interpolation, ops.INTERPOLATIONS)
 
     def _check_image_size(self, images):
@@ -564,9 +609,9 @@ class RandomResizedCrop(_CropLayer):
     def _random_boxes(self, batch_size, h_in, w_in, draws):
         k = self.attempts
         h_f, w_f = tf.cast(h_in, tf.float32), tf.cast(w_in, tf.float32)
-        area = draws.uniform([batch_size, k], self.scale[0], self.scale[1]) * h_f * w_f
-        log_ratio = draws.uniform([batch_size, k], math.log(self.ratio[0]),
-                                  math.log(self.ratio[1]))
+        scale, log_ratios = self.live("scale"), tf.math.log(self.live("ratio"))
+        area = draws.uniform([batch_size, k], scale[0], scale[1]) * h_f * w_f
+        log_ratio = draws.uniform([batch_size, k], log_ratios[0], log_ratios[1])
         aspect = tf.exp(log_ratio)
         w = tf.round(tf.sqrt(area * aspect))
         h = tf.round(tf.sqrt(area / aspect))
@@ -583,7 +628,8 @@ class RandomResizedCrop(_CropLayer):
     def _fallback_boxes(self, batch_size, h_f, w_f):
         """torchvision's fallback: the centre crop with the aspect ratio clamped into `ratio`."""
         in_ratio = w_f / h_f
-        lo, hi = self.ratio
+        ratio = self.live("ratio")
+        lo, hi = ratio[0], ratio[1]
         w = tf.where(in_ratio < lo, w_f, tf.where(in_ratio > hi, tf.round(h_f * hi), w_f))
         h = tf.where(in_ratio < lo, tf.round(w_f / lo), h_f)
         box = tf.stack([tf.floor((h_f - h) / 2), tf.floor((w_f - w) / 2), h, w])

@@ -18,11 +18,18 @@ import numpy as np
 import tensorflow as tf
 
 from keras_aug.core import IMAGES, LABELS, AugmentationLayer
+from keras_aug.core.live import Live
 from keras_aug.core.validation import check_probability
 from keras_aug.ops import mix as ops
 from keras_aug.ops.erase import box_mask
 
 __all__ = ["MixUp", "CutMix", "RandomMixing", "PuzzleMixModel"]
+
+
+def _check_smoothing(name: str, value) -> float:
+    if isinstance(value, bool) or not isinstance(value, numbers.Real) or not 0.0 <= value < 1.0:
+        raise ValueError(f"{name} must be a number in [0, 1), got {value!r}")
+    return float(value)
 
 
 def _check_alpha(name: str, value, allow_zero: bool = False) -> float:
@@ -49,6 +56,7 @@ class MixingLayer(AugmentationLayer):
 
     mixes_labels = True  # `kaug preview` shows label weights for these layers
     channels = None  # mixing works for any channel count
+    label_smoothing = Live(_check_smoothing)
 
     def __init__(self, num_classes: int | None = None, label_smoothing: float = 0.0, **kwargs):
         super().__init__(**kwargs)
@@ -58,10 +66,7 @@ class MixingLayer(AugmentationLayer):
         ):
             raise ValueError(f"num_classes must be an integer >= 2 or None, got {num_classes!r}")
         self.num_classes = None if num_classes is None else int(num_classes)
-        if (isinstance(label_smoothing, bool) or not isinstance(label_smoothing, numbers.Real)
-                or not 0.0 <= label_smoothing < 1.0):
-            raise ValueError(f"label_smoothing must be a number in [0, 1), got {label_smoothing!r}")
-        self.label_smoothing = float(label_smoothing)
+        self.label_smoothing = label_smoothing
 
     def augment(self, data: dict, key: tf.Tensor | None = None) -> dict:
         name = type(self).__name__
@@ -119,10 +124,9 @@ class MixingLayer(AugmentationLayer):
             raise ValueError(
                 f"{name}: labels have {labels.shape[0]} rows but images have batch size {batch}"
             )
-        if self.label_smoothing:
-            k = tf.cast(tf.shape(labels)[1], labels.dtype)
-            labels = labels * (1.0 - self.label_smoothing) + self.label_smoothing / k
-        return labels
+        smoothing = tf.cast(self.live("label_smoothing"), labels.dtype)
+        k = tf.cast(tf.shape(labels)[1], labels.dtype)
+        return labels * (1.0 - smoothing) + smoothing / k
 
     def _check_class_ids(self, labels: tf.Tensor) -> None:
         message = (f"{type(self).__name__}: integer labels must lie in [0, num_classes="
@@ -165,12 +169,15 @@ class MixUp(MixingLayer):
         ...                              tf.range(8) % 10))
     """
 
+    alpha = Live(_check_alpha)
+
     def __init__(self, alpha: float = 0.2, **kwargs):
         super().__init__(**kwargs)
-        self.alpha = _check_alpha("alpha", alpha)
+        self.alpha = alpha
 
     def sample_params(self, batch_size, images, draws):
-        return {"lam": draws.beta([batch_size], self.alpha, self.alpha),
+        alpha = self.live("alpha")
+        return {"lam": draws.beta([batch_size], alpha, alpha),
                 "partner": ops.cyclic_partner(draws.uniform([batch_size]))}
 
     def augment_images(self, images, params):
@@ -206,13 +213,16 @@ class CutMix(MixingLayer):
         ...                               tf.range(8) % 10))
     """
 
+    alpha = Live(_check_alpha)
+
     def __init__(self, alpha: float = 1.0, **kwargs):
         super().__init__(**kwargs)
-        self.alpha = _check_alpha("alpha", alpha)
+        self.alpha = alpha
 
     def sample_params(self, batch_size, images, draws):
         shape = tf.shape(images)
-        lam = draws.beta([batch_size], self.alpha, self.alpha)
+        alpha = self.live("alpha")
+        lam = draws.beta([batch_size], alpha, alpha)
         cy = draws.uniform([batch_size], 0.0, tf.cast(shape[1], tf.float32))
         cx = draws.uniform([batch_size], 0.0, tf.cast(shape[2], tf.float32))
         edges, weight = ops.cutmix_boxes(lam, cy, cx, shape[1], shape[2])
@@ -258,6 +268,11 @@ class RandomMixing(MixingLayer):
         ...                               tf.range(8) % 10))
     """
 
+    mixup_alpha = Live(lambda name, v: _check_alpha(name, v, allow_zero=True))
+    cutmix_alpha = Live(lambda name, v: _check_alpha(name, v, allow_zero=True))
+    prob = Live(check_probability)
+    switch_prob = Live(check_probability)
+
     def __init__(
         self,
         mixup_alpha: float = 0.8,
@@ -268,25 +283,28 @@ class RandomMixing(MixingLayer):
         **kwargs,
     ):
         super().__init__(label_smoothing=label_smoothing, **kwargs)
-        self.mixup_alpha = _check_alpha("mixup_alpha", mixup_alpha, allow_zero=True)
-        self.cutmix_alpha = _check_alpha("cutmix_alpha", cutmix_alpha, allow_zero=True)
-        if self.mixup_alpha == 0 and self.cutmix_alpha == 0:
+        self.mixup_alpha = mixup_alpha
+        self.cutmix_alpha = cutmix_alpha
+        self.prob = prob
+        self.switch_prob = switch_prob
+
+    def _check_live(self, name, value):
+        other = {"mixup_alpha": "cutmix_alpha", "cutmix_alpha": "mixup_alpha"}.get(name)
+        if other and value == 0 and getattr(self, other, None) == 0:
             raise ValueError("mixup_alpha and cutmix_alpha are both 0: at least one must be > 0")
-        self.prob = check_probability("prob", prob)
-        self.switch_prob = check_probability("switch_prob", switch_prob)
 
     def sample_params(self, batch_size, images, draws):
         shape = tf.shape(images)
-        mixed = draws.bernoulli([batch_size], self.prob)
-        if self.mixup_alpha > 0 and self.cutmix_alpha > 0:
-            use_cut = draws.bernoulli([batch_size], self.switch_prob)
-        else:
-            use_cut = tf.fill([batch_size], self.cutmix_alpha > 0)
+        mixup_alpha, cutmix_alpha = self.live("mixup_alpha"), self.live("cutmix_alpha")
+        mixed = draws.bernoulli([batch_size], self.live("prob"))
+        # an alpha of 0 disables its method (read in-graph: the alphas are live)
+        switch = draws.bernoulli([batch_size], self.live("switch_prob"))
+        use_cut = tf.where(mixup_alpha > 0, switch & (cutmix_alpha > 0), True)
         ones = tf.ones([batch_size])
-        lam_mix = draws.beta([batch_size], self.mixup_alpha, self.mixup_alpha) \
-            if self.mixup_alpha > 0 else ones
-        lam_cut = draws.beta([batch_size], self.cutmix_alpha, self.cutmix_alpha) \
-            if self.cutmix_alpha > 0 else ones
+        lam_mix = tf.where(mixup_alpha > 0, draws.beta(
+            [batch_size], tf.maximum(mixup_alpha, 1e-3), tf.maximum(mixup_alpha, 1e-3)), ones)
+        lam_cut = tf.where(cutmix_alpha > 0, draws.beta(
+            [batch_size], tf.maximum(cutmix_alpha, 1e-3), tf.maximum(cutmix_alpha, 1e-3)), ones)
         lam_cut = tf.where(mixed & use_cut, lam_cut, 1.0)  # lam 1: an empty box
         cy = draws.uniform([batch_size], 0.0, tf.cast(shape[1], tf.float32))
         cx = draws.uniform([batch_size], 0.0, tf.cast(shape[2], tf.float32))

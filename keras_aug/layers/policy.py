@@ -13,11 +13,13 @@ import keras
 import tensorflow as tf
 
 from keras_aug.core import AugmentationLayer
+from keras_aug.core.live import Live
 from keras_aug.core.validation import check_choice
 from keras_aug.ops.geometry import INTERPOLATIONS
 from keras_aug.policies.fused import apply_op_sequence
 from keras_aug.policies.policy import resolve_policy
 from keras_aug.policies.registry import (
+    OPS,
     AUGMIX_ALL_OPS,
     AUGMIX_OPS,
     RANDAUGMENT_OPS,
@@ -26,6 +28,10 @@ from keras_aug.policies.registry import (
 )
 
 __all__ = ["AugMix", "AutoAugment", "RandAugment", "TrivialAugmentWide"]
+
+
+def _live_number(low: float, high: float | None = None, integer: bool = False) -> Live:
+    return Live(lambda name, value: _check_number(name, value, low, high, integer))
 
 
 def _check_number(name: str, value, low: float, high: float | None = None, integer=False):
@@ -44,6 +50,7 @@ class _FusedPolicy(AugmentationLayer):
 
     op_names: tuple[str, ...] = ()
     space = "standard"
+    strength_scales_p = False  # strength scales every op's magnitude (see _apply)
 
     def __init__(self, interpolation: str = "bilinear", fill_value: float | None = None,
                  jit_compile: bool = True, **kwargs):
@@ -69,8 +76,9 @@ class _FusedPolicy(AugmentationLayer):
         return params
 
     def _apply(self, images, params, op_names=None):
+        magnitude = params["magnitude"] * self.live("strength")
         return apply_op_sequence(
-            images, params["ops"], params["magnitude"], params["sign"],
+            images, params["ops"], magnitude, params["sign"],
             op_names=op_names or self.op_names, space=self.space, value_range=self.value_range,
             interpolation=self.interpolation, fill_value=self._fill,
             cutout_centers=params.get("cutout_center"), xla=self.jit_compile,
@@ -112,6 +120,10 @@ class RandAugment(_FusedPolicy):
         >>> layer = keras_aug.layers.RandAugment("rand-m9-n2-mstd0.5")
     """
 
+    magnitude_max = _live_number(0.0, 10.0)
+    magnitude = _live_number(0.0, 10.0)
+    magnitude_std = _live_number(0.0)
+
     def __init__(self, num_ops=2, magnitude: float = 9.0, magnitude_std: float = 0.0,
                  magnitude_max: float = 10.0, ops=RANDAUGMENT_OPS, **kwargs):
         if isinstance(num_ops, str):
@@ -125,20 +137,26 @@ class RandAugment(_FusedPolicy):
             magnitude_max = parsed.get("magnitude_max", magnitude_max)
         super().__init__(**kwargs)
         self.num_ops = _check_number("num_ops", num_ops, 1, 16, integer=True)
-        self.magnitude_max = _check_number("magnitude_max", magnitude_max, 0.0, 10.0)
-        self.magnitude = _check_number("magnitude", magnitude, 0.0, self.magnitude_max)
-        self.magnitude_std = _check_number("magnitude_std", magnitude_std, 0.0)
+        self.magnitude_max = magnitude_max
+        self.magnitude = magnitude
+        self.magnitude_std = magnitude_std
         self.ops = self.op_names = check_ops("ops", ops)
+
+    def _check_live(self, name, value):
+        magnitude, top = getattr(self, "magnitude", None), getattr(self, "magnitude_max", None)
+        if name == "magnitude" and top is not None and value > top:
+            raise ValueError(f"magnitude must be in [0, magnitude_max={top}], got {value!r}")
+        if name == "magnitude_max" and magnitude is not None and magnitude > value:
+            raise ValueError(f"magnitude_max must be >= magnitude={magnitude}, got {value!r}")
 
     def sample_params(self, batch_size, images, draws):
         shape = [batch_size, self.num_ops]
         ops = draws.integers(shape, 0, len(self.op_names))
-        level = tf.fill(shape, self.magnitude)
-        if self.magnitude_std > 100:
-            level = draws.uniform(shape, 0.0, self.magnitude)
-        elif self.magnitude_std > 0:
-            level = level + self.magnitude_std * draws.normal(shape)
-        level = tf.clip_by_value(level, 0.0, self.magnitude_max)
+        magnitude, std = self.live("magnitude"), self.live("magnitude_std")
+        noisy = magnitude + std * draws.normal(shape)
+        uniform = draws.uniform(shape, 0.0, magnitude)  # timm: mstd > 100 means uniform [0, M]
+        level = tf.where(std > 100, uniform, tf.where(std > 0, noisy, magnitude))
+        level = tf.clip_by_value(level, 0.0, self.live("magnitude_max"))
         return {"ops": ops, "magnitude": level / 10.0, **self._signs_and_centers(shape, draws)}
 
     def get_config(self):
@@ -167,18 +185,19 @@ class TrivialAugmentWide(_FusedPolicy):
     """
 
     space = "wide"
+    num_magnitude_bins = _live_number(2, integer=True)
 
     def __init__(self, num_magnitude_bins: int = 31, ops=TRIVIALAUGMENT_OPS, **kwargs):
         super().__init__(**kwargs)
-        self.num_magnitude_bins = _check_number("num_magnitude_bins", num_magnitude_bins, 2,
-                                                integer=True)
+        self.num_magnitude_bins = num_magnitude_bins
         self.ops = self.op_names = check_ops("ops", ops)
 
     def sample_params(self, batch_size, images, draws):
         shape = [batch_size, 1]
         ops = draws.integers(shape, 0, len(self.op_names))
-        bins = draws.integers(shape, 0, self.num_magnitude_bins)
-        magnitude = tf.cast(bins, tf.float32) / float(self.num_magnitude_bins - 1)
+        num_bins = self.live("num_magnitude_bins")
+        bins = draws.integers(shape, 0, num_bins)
+        magnitude = tf.cast(bins, tf.float32) / (num_bins - 1.0)
         return {"ops": ops, "magnitude": magnitude, **self._signs_and_centers(shape, draws)}
 
     def get_config(self):
@@ -194,45 +213,93 @@ class AutoAugment(_FusedPolicy):
     Args:
         policy: `"imagenet"`, `"cifar10"`, `"svhn"`, a path to a policy JSON file (see
             `keras_aug.policies.Policy`), a policy dict or a `Policy`.
+        ops: registry op names a policy assigned later may use (default: the policy's own ops;
+            `"all"`: every op of the registry, at some cost per batch).
         interpolation, fill_value, jit_compile: see `RandAugment`.
         p, value_range, seed: see `AugmentationLayer`.
 
     Levels 0-9 map to torchvision's magnitude bins (`policies.registry`). Geometry is fused into
     one warp per batch; both steps of a sub-policy keep their order exactly.
 
+    The policy is a tensor table read in-graph: `layer.policy = other` with the same number of
+    sub-policies and steps, the same space and ops within `ops` takes effect at the next batch
+    with no retrace or recompilation (what a policy search does thousands of times).
+
     Example:
         >>> layer = keras_aug.layers.AutoAugment("cifar10", seed=0)
         >>> out = layer(tf.random.uniform([8, 32, 32, 3], 0, 255))
     """
 
-    def __init__(self, policy="imagenet", **kwargs):
+    _table_ops = Live(lambda name, v: v, dtype=tf.int32)
+    _table_probs = Live(lambda name, v: v)
+    _table_levels = Live(lambda name, v: v)  # normalized to [0, 1]
+
+    def __init__(self, policy="imagenet", ops=None, **kwargs):
         super().__init__(**kwargs)
-        self.policy = resolve_policy(policy)
-        self._policy_arg = policy if isinstance(policy, str) and not policy.endswith(".json") \
-            else self.policy.to_dict()
-        self.space = self.policy.space
-        self.op_names = ("Identity",) + tuple(n for n in self.policy.op_names if n != "Identity")
-        slots = self.policy.num_slots
+        first = resolve_policy(policy)
+        self.space = first.space
+        if ops is None:
+            names = first.op_names
+        elif ops == "all":
+            names = tuple(OPS)
+        else:
+            names = check_ops("ops", ops)
+        self._ops_arg = None if ops is None else (ops if ops == "all" else list(names))
+        self.op_names = ("Identity",) + tuple(n for n in names if n != "Identity")
+        self.policy = policy
+
+    @property
+    def policy(self):
+        """The current `Policy`; assign a name, path, dict or `Policy` of the same shape."""
+        return self._policy
+
+    @policy.setter
+    def policy(self, policy) -> None:
+        new = resolve_policy(policy)
+        if new.space != self.space:
+            raise ValueError(f"policy: this layer was built for the {self.space!r} magnitude "
+                             f"space, got a policy in {new.space!r}")
+        missing = sorted(set(new.op_names) - set(self.op_names))
+        if missing:
+            raise ValueError(f"policy uses ops {missing} outside this layer's ops "
+                             f"{list(self.op_names[1:])}; construct it with ops= covering them "
+                             f"(or ops='all')")
+        old = self.__dict__.get("_policy")
+        if old is not None and (len(new.sub_policies), new.num_slots) != (
+                len(old.sub_policies), old.num_slots):
+            raise ValueError(
+                f"policy must keep the shape this layer was built with: {len(old.sub_policies)} "
+                f"sub-policies of {old.num_slots} steps, got {len(new.sub_policies)} of "
+                f"{new.num_slots}; construct a new AutoAugment for another shape")
+        slots = new.num_slots
         ops, probs, levels = [], [], []
-        for sub in self.policy.sub_policies:
+        for sub in new.sub_policies:
             pad = slots - len(sub)
             ops.append([self.op_names.index(s.op) for s in sub] + [0] * pad)
             probs.append([float(s.p) for s in sub] + [0.0] * pad)
-            levels.append([float(s.magnitude or 0.0) for s in sub] + [0.0] * pad)
-        self._table = (ops, probs, levels)
+            levels.append([float(s.magnitude or 0.0) / (new.magnitude_bins - 1) for s in sub]
+                          + [0.0] * pad)
+        self._table_ops, self._table_probs, self._table_levels = ops, probs, levels
+        self.__dict__["_policy"] = new
+        self.__dict__["_policy_arg"] = policy if isinstance(policy, str) and not \
+            policy.endswith(".json") else new.to_dict()
 
     def sample_params(self, batch_size, images, draws):
-        ops, probs, levels = (tf.constant(t) for t in self._table)
-        shape = [batch_size, self.policy.num_slots]
-        which = draws.integers([batch_size], 0, len(self.policy.sub_policies))
+        ops, probs = self.live("_table_ops"), self.live("_table_probs")
+        levels = self.live("_table_levels")
+        shape = [batch_size, ops.shape[1]]
+        which = draws.integers([batch_size], 0, tf.shape(ops)[0])
         applied = draws.uniform(shape) < tf.gather(probs, which)
         chosen = tf.where(applied, tf.gather(ops, which), 0)  # 0 = Identity
-        magnitude = tf.gather(levels, which) / float(self.policy.magnitude_bins - 1)
+        magnitude = tf.gather(levels, which)
         return {"ops": chosen, "magnitude": magnitude, "sub_policy": which,
                 **self._signs_and_centers(shape, draws)}
 
     def get_config(self):
-        return {**super().get_config(), "policy": self._policy_arg}
+        config = {**super().get_config(), "policy": self._policy_arg}
+        if self._ops_arg is not None:
+            config["ops"] = self._ops_arg
+        return config
 
 
 @keras.saving.register_keras_serializable(package="keras_aug")
@@ -262,15 +329,18 @@ class AugMix(_FusedPolicy):
         >>> out = layer(tf.random.uniform([8, 32, 32, 3], 0, 255))
     """
 
+    severity = _live_number(1, 10, integer=True)
+    alpha = _live_number(1e-3)
+
     def __init__(self, severity: int = 3, width: int = 3, depth: int = -1, alpha: float = 1.0,
                  all_ops: bool = True, **kwargs):
         super().__init__(**kwargs)
-        self.severity = _check_number("severity", severity, 1, 10, integer=True)
+        self.severity = severity
         self.width = _check_number("width", width, 1, 16, integer=True)
         if depth != -1:
             depth = _check_number("depth", depth, 1, 16, integer=True)
         self.depth = depth
-        self.alpha = _check_number("alpha", alpha, 1e-3)
+        self.alpha = alpha
         if not isinstance(all_ops, bool):
             raise TypeError(f"all_ops must be True or False, got {all_ops!r}")
         self.all_ops = all_ops
@@ -287,18 +357,19 @@ class AugMix(_FusedPolicy):
         if self.depth == -1:
             depth = draws.integers([chains, 1], 1, 4)
             ops = tf.where(tf.range(self._max_depth)[None, :] < depth, ops, 0)
-        level = draws.uniform(shape, 0.1, float(self.severity))
+        level = draws.uniform(shape, 0.1, self.live("severity"))
+        alpha = self.live("alpha")
         params = {"ops": ops, "magnitude": level / 10.0, **self._signs_and_centers(shape, draws)}
         # Dirichlet(alpha * 1_width) by stick breaking with Beta draws.
         remaining = tf.ones([batch_size])
         weights = []
         for j in range(self.width - 1):
-            v = draws.beta([batch_size], self.alpha, self.alpha * (self.width - 1 - j))
+            v = draws.beta([batch_size], alpha, alpha * (self.width - 1 - j))
             weights.append(remaining * v)
             remaining = remaining * (1.0 - v)
         weights.append(remaining)
         params["weights"] = tf.stack(weights, axis=1)
-        params["mix"] = draws.beta([batch_size], self.alpha, self.alpha)
+        params["mix"] = draws.beta([batch_size], alpha, alpha)
         return params
 
     def augment_images(self, images, params):
