@@ -95,14 +95,16 @@ def public_callables():
         for name in mod.__all__:
             obj = getattr(mod, name)
             if inspect.isclass(obj) or inspect.isfunction(obj):
-                yield f"{module}.{name}", obj
+                yield mod, f"{module}.{name}", obj
 
 
 def test_every_public_class_and_function_has_args_and_an_example():
     missing = []
-    for qualname, obj in public_callables():
+    for _, qualname, obj in public_callables():
         doc = obj.__doc__ or ""
-        problems = [part for part, ok in (("docstring", doc.strip()), ("Args:", "Args:" in doc),
+        # Dataclasses and other records list their fields under "Attributes:".
+        has_args = "Args:" in doc or (inspect.isclass(obj) and "Attributes:" in doc)
+        problems = [part for part, ok in (("docstring", doc.strip()), ("Args:", has_args),
                                           ("Example", "Example" in doc)) if not ok]
         if problems:
             missing.append(f"{qualname}: no {', '.join(problems)}")
@@ -117,13 +119,24 @@ def test_docstring_examples_run():
     import tensorflow as tf
 
     import keras_aug
+    import keras_aug.layers  # noqa: F401  (examples refer to keras_aug.layers.X)
 
+    import contextlib
+    import io
+
+    from keras_aug.data import load_dataset
+
+    # Preparing a TFDS dataset the first time prints; the examples should not see that.
+    with contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(io.StringIO()):
+        for name in ("digits", "digits/rgb32"):
+            load_dataset(name)
     finder = doctest.DocTestFinder(recurse=False)
     runner = doctest.DocTestRunner(optionflags=doctest.ELLIPSIS | doctest.NORMALIZE_WHITESPACE)
     failures = []
-    for qualname, obj in public_callables():
+    for mod, qualname, obj in public_callables():
         home = sys.modules[obj.__module__]
-        globs = {**vars(home), "keras_aug": keras_aug, "keras": keras, "tf": tf, "np": np}
+        # An example sees its own module's names, its public package's and these four.
+        globs = {**vars(mod), **vars(home), "keras_aug": keras_aug, "keras": keras, "tf": tf, "np": np}
         for test in finder.find(obj, qualname, module=home, globs=globs):
             result = runner.run(test, out=lambda s: failures.append(s))
             if result.failed:
