@@ -172,9 +172,6 @@ def get_spec(name: str) -> BackboneSpec:
 def list_backbones() -> list[str]:
     """All registry names (every keras.applications model plus registered custom ones).
 
-    Args:
-        (none)
-
     Example:
         >>> "MobileNetV2" in list_backbones() and "DigitsCNN04" in list_backbones()
         True

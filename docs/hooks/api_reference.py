@@ -10,9 +10,19 @@ from __future__ import annotations
 import importlib
 import inspect
 import os
+import sys
 
 os.environ.setdefault("KERAS_BACKEND", "tensorflow")
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+REPO_ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+
+def use_this_checkout() -> None:
+    """Import the packages of this checkout (the ones mkdocstrings reads), not another installed
+    copy. Called at build time: MkDocs restores sys.path after loading a hook module."""
+    if sys.path[:1] != [REPO_ROOT]:
+        sys.path.insert(0, REPO_ROOT)
 
 API_DIR = "api/"
 
@@ -58,6 +68,7 @@ def describe_constant(name: str, obj, level: int) -> list[str]:
 
 def render_module_page(module: str) -> str:
     """Markdown for one module's reference page, built from its `__all__`."""
+    use_this_checkout()
     mod = importlib.import_module(module)
     names = list(getattr(mod, "__all__", []))
     if not names:
@@ -81,6 +92,17 @@ def render_module_page(module: str) -> str:
             else:
                 lines += describe_constant(name, obj, level)
     return "\n".join(lines)
+
+
+def on_config(config):
+    """Docstrings here title their examples "Example:" (Keras' style). Griffe's Google parser
+    knows only "Examples:" as the section whose `>>>` lines become code; map the singular too."""
+    try:
+        from griffe._internal.docstrings import google
+    except ImportError:  # another griffe layout: the build then warns, and --strict says so
+        return config
+    google._section_kind.setdefault("example", google.DocstringSectionKind.examples)
+    return config
 
 
 def on_files(files, config):
