@@ -10,6 +10,7 @@ from __future__ import annotations
 import importlib
 import inspect
 import os
+import re
 import sys
 
 os.environ.setdefault("KERAS_BACKEND", "tensorflow")
@@ -74,6 +75,7 @@ def render_module_page(module: str) -> str:
     if not names:
         raise ValueError(f"{module} has no __all__ to document")
     summary = (inspect.getdoc(mod) or "").split("\n\n")[0]
+    summary = re.sub(r"(?<!`)\b(__\w+__)\b(?!`)", r"`\1`", summary)  # not Markdown bold
     lines = [f"# {module}", "", summary, "",
              f"Generated from `{module}.__all__` ({len(names)} names).", ""]
     groups: dict[str, list[tuple[str, object]]] = {}
