@@ -122,6 +122,23 @@ class AugmentationLayer(keras.layers.Layer):
     def _check_live(self, name: str, value) -> None:
         """Hook: cross-checks of a Live value against other settings (raise ValueError)."""
 
+    def __setattr__(self, name, value):
+        # After the first call, settings that shape the compiled graph (mode, interpolation,
+        # value_range, ...) are fixed: assigning one would silently change nothing, so it raises.
+        frozen = self.__dict__.get("_frozen_settings")
+        if frozen and name in frozen:
+            live = sorted(n for n in live_attributes(type(self)) if not n.startswith("_"))
+            raise AttributeError(
+                f"{type(self).__name__}.{name} is fixed once the layer has run (it shapes the "
+                f"compiled graph); construct a new layer with {name}={value!r}. Settable at "
+                f"any time: {', '.join(live)}")
+        super().__setattr__(name, value)
+
+    def _freeze_settings(self) -> None:
+        if "_frozen_settings" not in self.__dict__:
+            settable = set(live_attributes(type(self))) | {"name", "trainable", "dtype", "policy"}
+            self.__dict__["_frozen_settings"] = frozenset(set(self.get_config()) - settable)
+
     # ----------------------------------------------------------------- subclass hooks
     def sample_params(self, batch_size: tf.Tensor, images: tf.Tensor, draws: Draws) -> dict:
         """Per-sample parameters for the whole batch (tensors with leading dim `batch_size`)."""
@@ -169,6 +186,7 @@ class AugmentationLayer(keras.layers.Layer):
                     seed=0, seed2=0))
         # One function per input rank: with reduce_retracing, a rank-3 call after a rank-4 one
         # would otherwise retrace with an unknown rank and mistake the image for a batch.
+        self._freeze_settings()
         fns = _COMPILED.setdefault(self, {})
         rank = data[IMAGES].shape.rank
         fn = fns.get(rank)
@@ -189,12 +207,8 @@ class AugmentationLayer(keras.layers.Layer):
         batch_size = tf.shape(x)[0]
         draws = Draws(key)
         params = self.sample_params(batch_size, x, draws)
-        out = dict(data)
-        y = self.augment_images(x, params)
-        if LABELS in data:
-            out[LABELS] = self.augment_labels(data[LABELS], params)
-        if MASKS in data:
-            out[MASKS] = self.augment_segmentation_masks(data[MASKS], params)
+        out = self._apply_all({**data, IMAGES: x}, params)
+        y = out[IMAGES]
         if self.applies_p:  # always drawn: p is read in-graph; XLA fuses the select
             apply = draws.bernoulli([batch_size], self.live_p())
             y = _select(apply, y, x)
@@ -204,6 +218,16 @@ class AugmentationLayer(keras.layers.Layer):
         out[IMAGES] = _restore_dtype(y, dtype, self.value_range)
         if single:
             out = {k: (v[0] if k in (IMAGES, LABELS, MASKS) else v) for k, v in out.items()}
+        return out
+
+    def _apply_all(self, data: dict, params: dict) -> dict:
+        """The apply step on a float32 batch dict: images, labels and masks together."""
+        out = dict(data)
+        out[IMAGES] = self.augment_images(data[IMAGES], params)
+        if LABELS in data:
+            out[LABELS] = self.augment_labels(data[LABELS], params)
+        if MASKS in data:
+            out[MASKS] = self.augment_segmentation_masks(data[MASKS], params)
         return out
 
     def _is_pipeline_call(self) -> bool:

@@ -71,6 +71,16 @@ class RandomFlip(AugmentationLayer):
 
     augment_segmentation_masks = augment_images
 
+    # -- geometry protocol (keras_aug.layers.pipeline fuses these into one warp)
+    geometric = True
+    interpolates = False
+
+    def geometry_matrix(self, params, height, width):
+        return ops.flip_matrix(params["horizontal"], params["vertical"], height, width)
+
+    def output_size(self, height, width):
+        return height, width
+
     def get_config(self):
         return {**super().get_config(), "mode": self.mode}
 
@@ -108,6 +118,16 @@ class _WarpLayer(AugmentationLayer):
 
     def augment_segmentation_masks(self, masks, params):
         return _warp_masks(masks, params["matrix"], self.fill_mode)
+
+    # -- geometry protocol (keras_aug.layers.pipeline fuses these into one warp)
+    geometric = True
+    interpolates = True
+
+    def geometry_matrix(self, params, height, width):
+        return params["matrix"]
+
+    def output_size(self, height, width):
+        return height, width
 
     def _warp_config(self) -> dict:
         return {"interpolation": self.interpolation, "fill_mode": self.fill_mode,
@@ -500,6 +520,12 @@ class _CropLayer(AugmentationLayer):
     def augment_segmentation_masks(self, masks, params):
         return self._crop_masks(masks, params["boxes"])
 
+    # -- geometry protocol (keras_aug.layers.pipeline fuses these into one warp)
+    geometric = True
+
+    def output_size(self, height, width):
+        return self.height, self.width
+
     def compute_output_shape(self, input_shape):
         return (*input_shape[:-3], self.height, self.width, input_shape[-1])
 
@@ -551,6 +577,12 @@ class RandomCrop(_CropLayer):
 
     def _crop(self, images, boxes, interpolation):
         return ops.crop(images, boxes[:, 0], boxes[:, 1], self.height, self.width)
+
+    interpolates = False
+
+    def geometry_matrix(self, params, height, width):
+        offsets = tf.cast(params["boxes"], tf.float32)
+        return ops.translation_matrix(-offsets[:, 1], -offsets[:, 0])
 
     def augment_images(self, images, params):
         return self._crop(images, params["boxes"], "bilinear")
@@ -645,6 +677,11 @@ class RandomResizedCrop(_CropLayer):
 
     def _crop(self, images, boxes, interpolation):
         return ops.resized_crop(images, boxes, self.height, self.width, interpolation)
+
+    interpolates = True
+
+    def geometry_matrix(self, params, height, width):
+        return ops.resized_crop_matrix(params["boxes"], self.height, self.width)
 
     def augment_images(self, images, params):
         return self._crop(images, params["boxes"], self.interpolation)

@@ -80,16 +80,21 @@ def resized_crop(images: tf.Tensor, boxes: tf.Tensor, height: int, width: int,
     edge clamping outside the box. No antialiasing: when a box is much larger than the output,
     small details alias (torchvision's default `antialias=True` blurs them first).
     """
+    matrices = resized_crop_matrix(boxes, height, width)
+    return _resample(images, matrices, height, width, interpolation, "nearest", 0.0)
+
+
+def resized_crop_matrix(boxes: tf.Tensor, height: int, width: int) -> tf.Tensor:
+    """Output->input matrices (B, 3, 3) of `resized_crop` (half-pixel centres)."""
     boxes = tf.cast(boxes, tf.float32)
     top, left, box_h, box_w = tf.unstack(boxes, axis=1)
     sy = box_h / float(height)
     sx = box_w / float(width)
     zeros, ones = tf.zeros_like(sx), tf.ones_like(sx)
-    matrices = tf.reshape(
+    return tf.reshape(
         tf.stack([sx, zeros, left + 0.5 * sx - 0.5,
                   zeros, sy, top + 0.5 * sy - 0.5,
                   zeros, zeros, ones], axis=1), [-1, 3, 3])
-    return _resample(images, matrices, height, width, interpolation, "nearest", 0.0)
 
 
 # --------------------------------------------------------------------------- matrices
@@ -237,7 +242,8 @@ def _matmul3(a: tf.Tensor, b: tf.Tensor) -> tf.Tensor:
 
 # --------------------------------------------------------------------------- resampling
 def warp(images: tf.Tensor, matrices: tf.Tensor, interpolation: str = "bilinear",
-         fill_mode: str = "constant", fill_value: float = 0.0) -> tf.Tensor:
+         fill_mode: str = "constant", fill_value: float = 0.0,
+         output_size: tuple | None = None) -> tf.Tensor:
     """Resample each image (B, H, W, C) through its output->input matrix (B, 3, 3), in one pass.
 
     Args:
@@ -249,6 +255,8 @@ def warp(images: tf.Tensor, matrices: tf.Tensor, interpolation: str = "bilinear"
             | d c b a, the edge pixel repeated, as Keras/TF), `"nearest"` (edge pixel),
             `"wrap"` (a b c d | a b c d).
         fill_value: value for `"constant"`, in the images' units.
+        output_size: `(height, width)` of the output (default: the input's), e.g. for a crop
+            composed into the matrix.
 
     Gather-based: the batch is flattened to (B*H*W, C) and each of the 4 (bilinear) or 1
     (nearest) source pixels is one `tf.gather`, so it compiles with XLA and is differentiable with
@@ -262,8 +270,11 @@ def warp(images: tf.Tensor, matrices: tf.Tensor, interpolation: str = "bilinear"
     if images.shape.rank != 4:
         raise ValueError(f"images must have rank 4 (B, H, W, C), got shape {images.shape}")
     shape = tf.shape(images)
-    height = images.shape[1] if images.shape[1] is not None else shape[1]
-    width = images.shape[2] if images.shape[2] is not None else shape[2]
+    if output_size is None:
+        height = images.shape[1] if images.shape[1] is not None else shape[1]
+        width = images.shape[2] if images.shape[2] is not None else shape[2]
+    else:
+        height, width = output_size
     return _resample(images, matrices, height, width, interpolation, fill_mode, fill_value)
 
 
