@@ -16,10 +16,16 @@ ARGS = {
     "MixUp": lambda: L.MixUp(num_classes=4),
     "CutMix": lambda: L.CutMix(num_classes=4),
     "RandomMixing": lambda: L.RandomMixing(num_classes=4),
+    "Pipeline": lambda: L.Pipeline([L.RandomResizedCrop(12, 12), L.RandomFlip(),
+                                    L.RandomAffine(rotation=0.1), L.RandomBrightness(0.3),
+                                    L.RandomCutout(0.3)]),
+    "RandomApply": lambda: L.RandomApply(L.RandomRotation(0.2), rate=0.7),
+    "RandomChoice": lambda: L.RandomChoice([L.RandomInvert(), L.RandomBrightness(0.3)]),
+    "RandomOrder": lambda: L.RandomOrder([L.RandomRotation(0.2), L.RandomZoom(0.2)]),
 }
 NOT_LAYERS = {"PuzzleMixModel"}  # a Model wrapper, not an augmentation layer
 MIXING = {"MixUp", "CutMix", "RandomMixing"}
-CROPS = {"CenterCrop", "RandomCrop", "RandomResizedCrop"}
+CROPS = {"CenterCrop", "RandomCrop", "RandomResizedCrop", "Pipeline"}  # Pipeline: it holds one
 POLICIES = {"AutoAugment", "RandAugment", "TrivialAugmentWide", "AugMix"}
 
 
@@ -32,7 +38,8 @@ def make_layer(name: str, **kwargs):
     if name in ARGS and not kwargs:
         return ARGS[name]()
     if name in ARGS:
-        config = ARGS[name]().get_config()
+        layer = ARGS[name]()
+        config = layer.get_config()
         config.pop("name", None)
-        return type(ARGS[name]()).from_config({**config, **kwargs})
+        return type(layer).from_config({**config, **kwargs})
     return getattr(L, name)(**kwargs)

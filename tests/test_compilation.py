@@ -9,28 +9,13 @@ import pytest
 import tensorflow as tf
 
 import keras_aug.layers as L
-
-LAYERS = {
-    "CenterCrop": lambda: L.CenterCrop(12, 12),
-    "RandomCrop": lambda: L.RandomCrop(12, 12),
-    "RandomResizedCrop": lambda: L.RandomResizedCrop(12, 12),
-    "RandomRotation": lambda: L.RandomRotation(0.2),
-    "RandomTranslation": lambda: L.RandomTranslation(0.2, 0.2),
-    "RandomZoom": lambda: L.RandomZoom(0.2),
-    "RandAugment/n3": lambda: L.RandAugment(3, 9),
-}
-SKIP = {"PuzzleMixModel"}  # a Model wrapper, not an augmentation layer
-MIXING = {"MixUp", "CutMix", "RandomMixing"}
+from layer_cases import MIXING, layer_names, make_layer
 
 
 def _factories():
-    for name in L.__all__:
-        if name in SKIP:
-            continue
-        yield pytest.param(LAYERS.get(name, getattr(L, name)), name in MIXING, id=name)
-    for name, factory in LAYERS.items():
-        if "/" in name:
-            yield pytest.param(factory, False, id=name)
+    for name in layer_names():
+        yield pytest.param(lambda name=name: make_layer(name), name in MIXING, id=name)
+    yield pytest.param(lambda: L.RandAugment(3, 9), False, id="RandAugment/n3")
 
 
 @pytest.mark.parametrize("factory, mixing", list(_factories()))

@@ -223,7 +223,7 @@ def test_erasing_layers_keras_round_trip(tmp_path):
         (lambda: L.RandomErasing(p=1.5), r"p must be a probability in \[0, 1\], got 1.5"),
         (lambda: L.RandomCutout(size=2.0), r"size must be a fraction in \[0, 1\], got 2.0"),
         (lambda: L.GridMask(ratio=1.0), r"ratio must be a number in \[0, 1\), got 1.0"),
-        (lambda: L.GridMask(unit=(0.0, 0.5)), r"unit must be a \(min, max\) range of positive"),
+        (lambda: L.GridMask(unit=(0.0, 0.5)), r"unit must be a \(min, max\) range with min > 0"),
     ],
 )
 def test_bad_arguments(make, match):

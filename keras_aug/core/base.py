@@ -100,9 +100,13 @@ class AugmentationLayer(keras.layers.Layer):
         identity (float32; a range reads as a tensor of shape (2,))."""
         spec = live_attributes(type(self))[name]
         value = tf.convert_to_tensor(self._live_variables[name])
+        if name == "strength":
+            # a Pipeline's strength scales its layers' (a weak reference: no cycle for savers)
+            outer = self.__dict__.get("_outer")
+            outer = None if outer is None else outer()
+            return value if outer is None else value * outer.live("strength")
         if spec.identity is not None:
-            strength = tf.convert_to_tensor(self._live_variables["strength"])
-            value = spec.identity + strength * (value - spec.identity)
+            value = spec.identity + self.live("strength") * (value - spec.identity)
         return value
 
     def live_p(self) -> tf.Tensor:

@@ -59,6 +59,14 @@ def check_range(
     return (float(pair[0]), float(pair[1]))
 
 
+def check_positive_range(name: str, value, *, end: str = "min", **bounds) -> tuple[float, float]:
+    """`check_range` whose `end` ("min" or "max") must also be > 0 (a scale, ratio or size)."""
+    pair = check_range(name, value, **bounds)
+    if pair[0 if end == "min" else 1] <= 0:
+        raise ValueError(f"{name} must be a (min, max) range with {end} > 0, got {value!r}")
+    return pair
+
+
 def check_choice(name: str, value, choices: Sequence[str]) -> str:
     if value not in choices:
         raise ValueError(f"{name} must be one of {list(choices)}, got {value!r}")

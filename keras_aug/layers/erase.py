@@ -13,7 +13,7 @@ import tensorflow as tf
 
 from keras_aug.core import AugmentationLayer
 from keras_aug.core.live import Live
-from keras_aug.core.validation import check_choice, check_range
+from keras_aug.core.validation import check_choice, check_positive_range, check_range
 from keras_aug.ops import erase as ops
 
 __all__ = ["RandomErasing", "RandomCutout", "GridMask"]
@@ -58,13 +58,6 @@ def _sample_fill(layer, draws, images, colour_shape) -> tf.Tensor:
     return _constant_fill(layer.fill_value, channels)
 
 
-def _check_erase_scale(name: str, value) -> tuple[float, float]:
-    bounds = check_range(name, value, low=0.0, high=1.0)
-    if bounds[1] <= 0:
-        raise ValueError(f"{name} must have a positive maximum, got {value!r}")
-    return bounds
-
-
 def _check_cutout_size(name: str, value) -> tuple[float, float]:
     if isinstance(value, numbers.Real) and not isinstance(value, bool):
         if not 0.0 <= value <= 1.0:
@@ -77,13 +70,6 @@ def _check_hole_ratio(name: str, value) -> float:
     if isinstance(value, bool) or not isinstance(value, numbers.Real) or not 0 <= value < 1:
         raise ValueError(f"{name} must be a number in [0, 1), got {value!r}")
     return float(value)
-
-
-def _check_unit(name: str, value) -> tuple[float, float]:
-    bounds = check_range(name, value, low=0.0, high=1.0)
-    if bounds[0] <= 0:
-        raise ValueError(f"{name} must be a (min, max) range of positive fractions, got {value!r}")
-    return bounds
 
 
 @keras.saving.register_keras_serializable(package="keras_aug")
@@ -113,7 +99,8 @@ class RandomErasing(AugmentationLayer):
         >>> erased = layer(tf.random.uniform([8, 64, 64, 3], 0, 255))
     """
 
-    scale = Live(lambda name, v: _check_erase_scale(name, v), identity=0.0)
+    scale = Live(lambda name, v: check_positive_range(name, v, end="max", low=0.0, high=1.0),
+                 identity=0.0)
     ratio = Live(lambda name, v: check_range(name, v, low=1e-6))
 
     def __init__(
@@ -245,7 +232,7 @@ class GridMask(AugmentationLayer):
     """
 
     ratio = Live(_check_hole_ratio, identity=0.0)
-    unit = Live(_check_unit)
+    unit = Live(lambda name, v: check_positive_range(name, v, low=0.0, high=1.0))
 
     def __init__(self, ratio: float = 0.5, unit=(0.2, 0.5), fill_value=0.0, **kwargs):
         super().__init__(**kwargs)

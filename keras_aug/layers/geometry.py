@@ -19,7 +19,12 @@ import tensorflow as tf
 from keras_aug.core import AugmentationLayer
 from keras_aug.core.base import IMAGES, MASKS, _restore_dtype, _standardize
 from keras_aug.core.live import Live
-from keras_aug.core.validation import check_choice, check_images, check_range
+from keras_aug.core.validation import (
+    check_choice,
+    check_images,
+    check_positive_range,
+    check_range,
+)
 from keras_aug.ops import geometry as ops
 
 __all__ = [
@@ -380,7 +385,7 @@ def _named(name: str, value, zoom: bool = False, **bounds):
     return check_range(name, value, symmetric=True, **bounds)
 
 
-def _check_unit(name: str, value) -> float:
+def _check_distortion(name: str, value) -> float:
     if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 <= value <= 1:
         raise ValueError(f"{name} must be a number in [0, 1], got {value!r}")
     return float(value)
@@ -407,7 +412,7 @@ class RandomPerspective(_WarpLayer):
         >>> out = layer(tf.random.uniform([8, 32, 32, 3], 0, 255))
     """
 
-    scale = Live(_check_unit, identity=0.0)
+    scale = Live(_check_distortion, identity=0.0)
 
     def __init__(self, scale: float = 0.5, interpolation="bilinear", fill_mode="constant",
                  fill_value=0.0, **kwargs):
@@ -588,20 +593,6 @@ class RandomCrop(_CropLayer):
         return self._crop(images, params["boxes"], "bilinear")
 
 
-def _check_crop_scale(name: str, value) -> tuple[float, float]:
-    bounds = check_range(name, value, low=0.0, high=1.0)
-    if bounds[0] <= 0:
-        raise ValueError(f"{name} must be (min, max) within (0, 1] with min > 0, got {value!r}")
-    return bounds
-
-
-def _check_ratio(name: str, value) -> tuple[float, float]:
-    bounds = check_range(name, value)
-    if bounds[0] <= 0:
-        raise ValueError(f"{name} must be (min, max) with 0 < min <= max, got {value!r}")
-    return bounds
-
-
 @keras.saving.register_keras_serializable(package="keras_aug")
 class RandomResizedCrop(_CropLayer):
     """Crop a random area and aspect ratio per sample and resize it to `height x width`.
@@ -625,8 +616,8 @@ class RandomResizedCrop(_CropLayer):
     """
 
     attempts = 10
-    scale = Live(lambda name, v: _check_crop_scale(name, v), identity=1.0)
-    ratio = Live(lambda name, v: _check_ratio(name, v), identity=1.0)
+    scale = Live(lambda name, v: check_positive_range(name, v, low=0.0, high=1.0), identity=1.0)
+    ratio = Live(check_positive_range, identity=1.0)
 
     def __init__(self, height: int, width: int, scale=(0.08, 1.0), ratio=(3 / 4, 4 / 3),
                  interpolation: str = "bilinear", **kwargs):

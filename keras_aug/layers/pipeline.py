@@ -15,6 +15,7 @@ stay so when they are the only geometry in a run).
 from __future__ import annotations
 
 import numbers
+import weakref
 
 import keras
 import tensorflow as tf
@@ -50,7 +51,13 @@ def _is_crop(layer) -> bool:
 
 
 class _Composite(AugmentationLayer):
-    """Shared plumbing: sub-layers, their value range, serialization, parameter sampling."""
+    """Shared plumbing: sub-layers, their value range, serialization, parameter sampling.
+
+    The composite's `strength` multiplies its layers' own strengths (it scales their ranges,
+    or their `p` where they have none); its `p` is its own.
+    """
+
+    strength_scales_p = False
 
     def __init__(self, layers, value_range=None, **kwargs):
         layers = _check_layers("layers", layers)
@@ -65,6 +72,12 @@ class _Composite(AugmentationLayer):
             raise ValueError(
                 f"every layer must use value_range={self.value_range}, got "
                 f"{[layer.value_range for layer in layers]}")
+        for layer in layers:
+            outer = layer.__dict__.get("_outer")
+            if outer is not None and outer() is not None:
+                raise ValueError(f"{layer.name} is already part of {outer().name}; a layer "
+                                 f"instance can belong to one composition (make another)")
+            layer.__dict__["_outer"] = weakref.ref(self)
         self.layers = layers
         self.channels = _common_channels(layers)
         self.jit_compile = self.supports_jit = all(layer.jit_compile for layer in layers)
