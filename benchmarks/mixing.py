@@ -36,7 +36,7 @@ SETTINGS = {32: (256, 20), 224: (64, 6)}  # size -> (batch, batches per pass)
 
 
 def keras_dict_call(layer):
-    """Keras' mixing layers take a dict; `(images, labels)` tuples fail (anchors.md defect 11)."""
+    """Keras' mixing layers take a dict; `(images, labels)` tuples fail (Keras 3.15.1; see docs/coming-from.md)."""
 
     def call(data):
         out = layer({"images": data[0], "labels": data[1]})

@@ -46,6 +46,11 @@ class GANConfig:
             10/class: within-class L1 0.06 without it, 0.16 at 0.3, real images 0.14); 0 turns it off.
         g_lr, d_lr, beta_1: Adam settings.
         seed: seed of the weights init and of every per-step random draw.
+
+    Example:
+        >>> config = GANConfig(image_shape=(32, 32, 1), num_classes=10, diversity_weight=0.3)
+        >>> GANConfig.from_dict(config.to_dict()) == config
+        True
     """
 
     image_shape: tuple[int, int, int] = (32, 32, 1)
@@ -202,11 +207,21 @@ class ConditionalGAN(keras.Model):
     (with `ada_target`) an adjustment of the augmentation probability from r_t = E[sign(D(real))].
     Fake samples use the real batch's labels, so the class balance follows the data.
 
+    Most users call `gan.train_gan`, which adds checkpoints and exact resume around `fit`.
+
+    Args:
+        config: the `GANConfig` (image shape, classes, nets, losses, DiffAugment, seed).
+        **kwargs: passed to `keras.Model` (e.g. `name`).
+
     Example:
-        >>> gan = ConditionalGAN(GANConfig(image_shape=(32, 32, 1), num_classes=10))
+        >>> from keras_aug.data import few_shot, load_dataset
+        >>> config = GANConfig(image_shape=(32, 32, 1), num_classes=10)
+        >>> gan = ConditionalGAN(config)
         >>> gan.compile()
-        >>> gan.fit(batches, steps_per_epoch=1000)   # batches of (uint8 images, int labels)
-        >>> images = gan.generate(noise, labels)     # in value_range
+        >>> batches = few_shot(load_dataset("digits").train, 2).batch(10).repeat()
+        >>> history = gan.fit(batches, steps_per_epoch=2, epochs=1, verbose=0)  # (uint8, int) batches
+        >>> noise = tf.random.normal([4, config.latent_dim])
+        >>> images = gan.generate(noise, tf.constant([0, 1, 2, 3]))              # in value_range
     """
 
     def __init__(self, config: GANConfig, **kwargs):

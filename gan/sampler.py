@@ -28,9 +28,14 @@ class SampleGenerator:
         config: the GANConfig it was trained with.
 
     Example:
-        >>> sampler = SampleGenerator.load("runs/gan")
-        >>> images, labels = sampler.sample(64, seed=0)             # balanced over classes
-        >>> train = sampler.mix_with(few_shot(data.train, 10), ratio=0.5)
+        >>> import os, gan
+        >>> from keras_aug.data import few_shot, load_dataset
+        >>> shipped = os.path.join(os.path.dirname(gan.__file__), "weights", "digits10_seed0.weights.h5")
+        >>> sampler = SampleGenerator.load(shipped)          # or a train_gan run folder
+        >>> images, labels = sampler.sample(20, seed=0)      # balanced over classes
+        >>> images.shape, images.dtype, sorted(set(labels.tolist())) == list(range(10))
+        ((20, 32, 32, 1), dtype('uint8'), True)
+        >>> train = sampler.mix_with(few_shot(load_dataset("digits").train, 10), ratio=0.5)
     """
 
     def __init__(self, generator, config: GANConfig):

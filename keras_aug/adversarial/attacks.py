@@ -202,7 +202,13 @@ def fgsm(
         Adversarial images, same shape, float32, no gradient attached.
 
     Example:
+        >>> model = keras.Sequential([keras.Input((32, 32, 1)), keras.layers.Flatten(),
+        ...                           keras.layers.Dense(10)])            # logits
+        >>> images = tf.random.uniform([4, 32, 32, 1], 0, 255)
+        >>> labels = tf.constant([0, 1, 2, 3])
         >>> x_adv = fgsm(model, images, labels, eps=0.1 * 255, from_logits=True)
+        >>> float(tf.reduce_max(tf.abs(x_adv - images))) <= 25.5 + 1e-3
+        True
     """
     check_choice("norm", norm, NORMS)
     eps = check_eps(eps, value_range, norm=norm)
@@ -249,7 +255,13 @@ def pgd(
         Adversarial images with ‖x_adv − x‖ ≤ ε and values in `value_range`, no gradient attached.
 
     Example:
-        >>> x_adv = pgd(model, images, labels, eps=0.1 * 255, steps=20)
+        >>> model = keras.Sequential([keras.Input((32, 32, 1)), keras.layers.Flatten(),
+        ...                           keras.layers.Dense(10)])            # logits
+        >>> images = tf.random.uniform([4, 32, 32, 1], 0, 255)
+        >>> labels = tf.constant([0, 1, 2, 3])
+        >>> x_adv = pgd(model, images, labels, eps=0.1 * 255, steps=20, from_logits=True)
+        >>> float(tf.reduce_max(tf.abs(x_adv - images))) <= 25.5 + 1e-3
+        True
     """
     low, high = check_value_range(value_range)
     check_choice("norm", norm, NORMS)

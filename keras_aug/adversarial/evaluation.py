@@ -91,9 +91,16 @@ def evaluate_robustness(
         Rows `{"attack", "norm", "eps", "accuracy", "n"}`, the first one `attack="clean"`.
 
     Example:
-        >>> rows = evaluate_robustness(model, data.test, ["fgsm", "pgd-20"], eps=[12.75, 25.5],
+        >>> import keras
+        >>> from keras_aug.data import load_dataset
+        >>> model = keras.Sequential([keras.Input((32, 32, 1)), keras.layers.Flatten(),
+        ...                           keras.layers.Dense(10)])            # logits
+        >>> test = load_dataset("digits").test.take(64)
+        >>> rows = evaluate_robustness(model, test, ["fgsm", "pgd-20"], eps=[12.75, 25.5],
         ...                            from_logits=True)
-        >>> print(format_robustness_table(rows))
+        >>> [(row["attack"], row["eps"]) for row in rows]
+        [('clean', 0.0), ('fgsm', 12.75), ('fgsm', 25.5), ('pgd-20', 12.75), ('pgd-20', 25.5)]
+        >>> table = format_robustness_table(rows)
     """
     from_logits = resolve_from_logits(model, from_logits)
     value_range = check_value_range(value_range)
@@ -157,7 +164,19 @@ def evaluate_robustness(
 
 
 def format_robustness_table(rows: Sequence[dict], value_range=(0, 255)) -> str:
-    """A markdown table of `evaluate_robustness` rows (ε also shown as a fraction of the range)."""
+    """A markdown table of `evaluate_robustness` rows (ε also shown as a fraction of the range).
+
+    Args:
+        rows: dicts with `attack`, `norm`, `eps` and `accuracy`, as `evaluate_robustness` returns.
+        value_range: the images' range, for the ε / range column.
+
+    Example:
+        >>> rows = [{"attack": "pgd-20", "norm": "linf", "eps": 25.5, "accuracy": 0.613}]
+        >>> print(format_robustness_table(rows))
+        | attack | norm | ε | ε / range | accuracy |
+        |---|---|---|---|---|
+        | pgd-20 | linf | 25.5 | 0.100 | 0.613 |
+    """
     low, high = check_value_range(value_range)
     lines = ["| attack | norm | ε | ε / range | accuracy |", "|---|---|---|---|---|"]
     for row in rows:
@@ -181,7 +200,32 @@ def save_adversarial_examples(
     seed: int = 0,
 ) -> str:
     """PNG with three rows: clean images, their adversarial versions, and the perturbation
-    (mid-grey = 0, scaled to ±ε), each titled with the model's prediction. Returns the path."""
+    (mid-grey = 0, scaled to ±ε), each titled with the model's prediction. Returns the path.
+
+    Args:
+        model: the classifier attacked.
+        images: a batch of images in `value_range`.
+        labels: their integer (or one-hot) labels.
+        path: where the PNG is written.
+        eps: the attack budget, in `value_range` units.
+        attack: `"fgsm"` or `"pgd-K"` (K steps).
+        norm: `"linf"` or `"l2"`.
+        value_range: the images' range.
+        from_logits: whether the model outputs logits; `None` detects a final softmax.
+        class_names: names shown in the titles (default: the class ids).
+        seed: the attack's random start.
+
+    Example:
+        >>> import os, tempfile
+        >>> model = keras.Sequential([keras.Input((32, 32, 1)), keras.layers.Flatten(),
+        ...                           keras.layers.Dense(10)])
+        >>> images = np.random.default_rng(0).uniform(0, 255, (4, 32, 32, 1)).astype("float32")
+        >>> out = os.path.join(tempfile.mkdtemp(), "adversarial.png")
+        >>> path = save_adversarial_examples(model, images, np.arange(4), out, eps=8.0,
+        ...                                  attack="fgsm", from_logits=True)
+        >>> os.path.exists(path)
+        True
+    """
     from keras_aug.viz import save_image_grid
 
     from_logits = resolve_from_logits(model, from_logits)

@@ -70,11 +70,16 @@ class AdversarialTraining(keras.Model):
         seed: seed of the random starts.
 
     Example:
+        >>> import os, tempfile
+        >>> from keras_aug.data import few_shot, load_dataset, make_pipeline
+        >>> model = keras.Sequential([keras.Input((32, 32, 1)), keras.layers.Flatten(),
+        ...                           keras.layers.Dense(10)])            # logits
         >>> model.compile("adam", keras.losses.SparseCategoricalCrossentropy(from_logits=True),
-        ...               metrics=["accuracy"])
+        ...               metrics=["accuracy"], jit_compile=False)
         >>> adv = AdversarialTraining(model, mode="fast_fgsm", eps=25.5, from_logits=True)
-        >>> adv.fit(train_ds, epochs=10)
-        >>> adv.export("served")   # serves the plain model
+        >>> train_ds = make_pipeline(few_shot(load_dataset("digits").train, 2), batch_size=10)
+        >>> history = adv.fit(train_ds, epochs=1, verbose=0)   # trains `model`'s weights
+        >>> adv.export(os.path.join(tempfile.mkdtemp(), "served"), verbose=0)  # the plain model
     """
 
     def __init__(
@@ -296,6 +301,24 @@ class CatastrophicOverfittingGuard(keras.callbacks.Callback):
     `pgd_check_accuracy`); if it falls more than `drop` below its best, it warns, restores the
     weights of the best check and stops training. `triggered` and `history` record what happened.
     Attach to an `AdversarialTraining` model (`fit` does it for mode="fast_fgsm").
+
+    Args:
+        images: the fixed batch of training images checked after every epoch.
+        labels: their labels (integer or one-hot).
+        steps: PGD steps of the check (5, as Wong et al.).
+        drop: fall in accuracy (absolute, 0..1) below the best check that counts as a collapse.
+
+    Example:
+        >>> from keras_aug.data import few_shot, load_dataset, make_pipeline
+        >>> model = keras.Sequential([keras.Input((32, 32, 1)), keras.layers.Flatten(),
+        ...                           keras.layers.Dense(10)])
+        >>> model.compile("adam", keras.losses.SparseCategoricalCrossentropy(from_logits=True),
+        ...               jit_compile=False)
+        >>> adv = AdversarialTraining(model, mode="fast_fgsm", eps=8.0, from_logits=True)
+        >>> train = make_pipeline(few_shot(load_dataset("digits").train, 2), batch_size=10)
+        >>> history = adv.fit(train, epochs=2, verbose=0)
+        >>> len(adv.overfit_guard.history)      # one PGD check per epoch
+        2
     """
 
     def __init__(self, images, labels, *, steps: int = 5, drop: float = 0.2):

@@ -71,6 +71,17 @@ class AugmentationLayer(keras.layers.Layer):
     only of augmentation layers) augments. Inside a model it augments only when the model is
     called with `training=True` (as `fit` does), so `predict`, `model(x)` and `model.export()`
     serve un-augmented outputs.
+
+    Example:
+        >>> class RandomDarken(AugmentationLayer):
+        ...     # Scale each image by a factor in [0.5, 1], drawn per image.
+        ...     def sample_params(self, batch_size, images, draws):
+        ...         return {"factor": draws.uniform([batch_size], 0.5, 1.0)}
+        ...     def augment_images(self, images, params):
+        ...         return images * params["factor"][:, None, None, None]
+        >>> out = RandomDarken(seed=0)(tf.fill([4, 8, 8, 3], 200.0))
+        >>> bool(tf.reduce_all(out <= 200.0)), out.shape
+        (True, TensorShape([4, 8, 8, 3]))
     """
 
     takes_labels = True  # make_pipeline passes (images, labels) to these layers

@@ -437,9 +437,16 @@ class PuzzleMixModel(keras.Model):
     one-hot with the model's output width.
 
     Example:
-        >>> trainer = keras_aug.layers.PuzzleMixModel(classifier)
+        >>> from keras_aug.data import few_shot, load_dataset, make_pipeline
+        >>> classifier = keras.Sequential([keras.Input((32, 32, 1)),
+        ...                                keras.layers.Conv2D(8, 3, activation="relu"),
+        ...                                keras.layers.GlobalAveragePooling2D(),
+        ...                                keras.layers.Dense(10)])                # logits
+        >>> trainer = keras_aug.layers.PuzzleMixModel(classifier, grid_sizes=(2, 4), seed=0)
         >>> trainer.compile("adam", keras.losses.CategoricalCrossentropy(from_logits=True))
-        >>> trainer.fit(train_ds, epochs=10)
+        >>> train_ds = make_pipeline(few_shot(load_dataset("digits").train, 2), batch_size=10)
+        >>> history = trainer.fit(train_ds, epochs=1, verbose=0)   # trains `classifier`
+        >>> logits = classifier.predict(tf.zeros([1, 32, 32, 1]), verbose=0)
     """
 
     mixes_labels = True

@@ -25,9 +25,14 @@ class JSDConsistencyLoss(keras.losses.Loss):
         from_logits: whether `y_pred` are logits (True) or probabilities.
 
     Example:
-        >>> views = keras_aug.policies.AugMixViews(keras_aug.layers.AugMix(seed=0))
-        >>> ds = make_pipeline(train, augment=views, batch_size=32)
+        >>> from keras_aug.data import few_shot, load_dataset, make_pipeline
+        >>> views = keras_aug.policies.AugMixViews(keras_aug.layers.AugMix(seed=0, jit_compile=False))
+        >>> train = few_shot(load_dataset("digits/rgb32").train, 2)
+        >>> ds = make_pipeline(train, augment=views, batch_size=8)
+        >>> model = keras.Sequential([keras.Input((32, 32, 3)), keras.layers.Flatten(),
+        ...                           keras.layers.Dense(10)])
         >>> model.compile("adam", loss=keras_aug.policies.JSDConsistencyLoss())
+        >>> history = model.fit(ds, epochs=1, verbose=0)
     """
 
     def __init__(self, num_splits: int = 3, alpha: float = 12.0, label_smoothing: float = 0.1,
@@ -66,6 +71,12 @@ class AugMixViews:
         augment: the augmentation giving each extra view (an `AugMix` layer; each call draws
             fresh per-sample chains).
         num_views: augmented views per clean batch (2, as in the paper).
+
+    Example:
+        >>> views = AugMixViews(keras_aug.layers.AugMix(seed=0, jit_compile=False))
+        >>> images, labels = views(tf.random.uniform([4, 32, 32, 3], 0, 255), tf.range(4))
+        >>> images.shape, labels.shape
+        (TensorShape([12, 32, 32, 3]), TensorShape([12]))
     """
 
     takes_labels = True
