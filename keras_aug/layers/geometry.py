@@ -464,6 +464,9 @@ class _CropLayer(AugmentationLayer):
     """
 
     applies_p = False  # samples left out by p get the default box (same size), not the input
+    # strength scales p: at 0 every sample gets the inference crop (a shrunken random range
+    # would not converge to it)
+    strength_scales_p = True
 
     def __init__(self, height: int, width: int, **kwargs):
         super().__init__(**kwargs)
@@ -644,8 +647,8 @@ class RandomResizedCrop(_CropLayer):
     """
 
     attempts = 10
-    scale = Live(lambda name, v: check_positive_range(name, v, low=0.0, high=1.0), identity=1.0)
-    ratio = Live(check_positive_range, identity=1.0)
+    scale = Live(lambda name, v: check_positive_range(name, v, low=0.0, high=1.0))
+    ratio = Live(check_positive_range)
 
     def __init__(self, height: int, width: int, scale=(0.08, 1.0), ratio=(3 / 4, 4 / 3),
                  interpolation: str = "bilinear", **kwargs):
