@@ -8,7 +8,8 @@ sends one JSON request per line on stdin; each answer is one JSON line on stdout
      "batches": 8, "takes_labels": false, "range_dependent": false}
     -> {"rate": 6012.3}   (or {"rate": null, "error": "..."})
 
-`spec` is a constructor call evaluated with `keras_aug.layers.vision` as the namespace and `size`
+`spec` is a constructor call evaluated with `keras_aug.layers.vision` (and `Sequential`, for
+chains) as the namespace and `size`
 (the image side) bound. The timing is `harness.pipeline_throughput`, the same tf.data pipeline and
 cached data as ours. Value ranges: a layer whose output does not depend on the value range
 (geometry, erasing, mixing, blur) gets exactly our pipeline (uint8 cached, cast to float32); a
@@ -61,6 +62,7 @@ def _last_line(error: Exception) -> str:
 
 def main() -> None:
     vision = _kerasaug_vision()
+    import keras
     import keras_aug
 
     print(json.dumps({"ready": True, "version": keras_aug.__version__}), flush=True)
@@ -76,7 +78,8 @@ def main() -> None:
             layer_key = (request["spec"], size)
             if layer_key not in layers:  # kept across rounds: traced once, as ours
                 layers[layer_key] = eval(request["spec"], {"__builtins__": {}},  # noqa: S307
-                                         {**vars(vision), "size": size})
+                                         {**vars(vision), "size": size,
+                                          "Sequential": keras.Sequential})
             rate = pipeline_throughput(_augment(layers[layer_key], request["takes_labels"]),
                                        data[key], request["batch"], request["batches"], passes=1,
                                        takes_labels=request["takes_labels"])
