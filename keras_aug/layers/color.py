@@ -84,9 +84,22 @@ def _hue_delta(draws, batch_size, bounds):
     return 0.5 * sign * magnitude
 
 
+class _FoldsToIdentity:
+    """Colour layers whose parameters have identity values: `p` folds into the parameters
+    (`identities` maps a parameter name to its identity value), so no select is needed."""
+
+    identities: dict = {}
+
+    def fold_p(self, params, apply):
+        if not set(params) <= set(self.identities):
+            return None
+        return {name: tf.where(apply, value, tf.cast(self.identities[name], value.dtype))
+                for name, value in params.items()}
+
+
 # ----------------------------------------------------------------------- enhance layers
 @keras.saving.register_keras_serializable(package="keras_aug")
-class RandomBrightness(KeepsBoxes, AugmentationLayer):
+class RandomBrightness(_FoldsToIdentity, KeepsBoxes, AugmentationLayer):
     """Scale brightness by `1 + delta`, delta drawn per sample from `factor` (PIL Brightness).
 
     Same `factor` argument as Keras' RandomBrightness, but multiplicative (as PIL, torchvision and
@@ -100,6 +113,8 @@ class RandomBrightness(KeepsBoxes, AugmentationLayer):
         >>> layer = keras_aug.layers.RandomBrightness(0.2, seed=0)
         >>> out = layer(tf.random.uniform([8, 32, 32, 3], 0, 255))
     """
+
+    identities = {"factor": 1.0}
 
     factor = Live(brightness_range, identity=0.0)
 
@@ -119,7 +134,7 @@ class RandomBrightness(KeepsBoxes, AugmentationLayer):
 
 
 @keras.saving.register_keras_serializable(package="keras_aug")
-class RandomContrast(KeepsBoxes, AugmentationLayer):
+class RandomContrast(_FoldsToIdentity, KeepsBoxes, AugmentationLayer):
     """Blend each image with its mean grey by a per-sample factor (PIL Contrast).
 
     Unlike Keras (per-channel mean), the grey is the mean luma, as in PIL/torchvision, so colours
@@ -134,6 +149,8 @@ class RandomContrast(KeepsBoxes, AugmentationLayer):
         >>> layer = keras_aug.layers.RandomContrast(0.3, seed=0)
         >>> out = layer(tf.random.uniform([8, 32, 32, 3], 0, 255))
     """
+
+    identities = {"factor": 1.0}
 
     channels = (1, 3)
     factor = Live(contrast_range, identity=1.0)
@@ -155,7 +172,7 @@ class RandomContrast(KeepsBoxes, AugmentationLayer):
 
 
 @keras.saving.register_keras_serializable(package="keras_aug")
-class RandomSaturation(KeepsBoxes, AugmentationLayer):
+class RandomSaturation(_FoldsToIdentity, KeepsBoxes, AugmentationLayer):
     """Blend each RGB image with its grayscale by a per-sample factor (PIL Color).
 
     Keras' convention: `k` in [0, 1] becomes the PIL factor `k / (1 - k)`: 0 is grayscale, 0.5
@@ -170,6 +187,8 @@ class RandomSaturation(KeepsBoxes, AugmentationLayer):
         >>> layer = keras_aug.layers.RandomSaturation((0.3, 0.7), seed=0)
         >>> out = layer(tf.random.uniform([8, 32, 32, 3], 0, 255))
     """
+
+    identities = {"factor": 1.0}
 
     channels = (3,)
     factor = Live(unit_range, identity=0.5)
@@ -189,7 +208,7 @@ class RandomSaturation(KeepsBoxes, AugmentationLayer):
 
 
 @keras.saving.register_keras_serializable(package="keras_aug")
-class RandomHue(KeepsBoxes, AugmentationLayer):
+class RandomHue(_FoldsToIdentity, KeepsBoxes, AugmentationLayer):
     """Rotate the hue of each RGB image by a per-sample amount (exact HSV rotation).
 
     Keras' convention: a magnitude drawn from `factor` with a random sign, 1.0 = half a turn.
@@ -202,6 +221,8 @@ class RandomHue(KeepsBoxes, AugmentationLayer):
         >>> layer = keras_aug.layers.RandomHue(0.2, seed=0)
         >>> out = layer(tf.random.uniform([8, 32, 32, 3], 0, 255))
     """
+
+    identities = {"delta": 0.0}
 
     channels = (3,)
     factor = Live(unit_range, identity=0.0)
@@ -221,7 +242,7 @@ class RandomHue(KeepsBoxes, AugmentationLayer):
 
 
 @keras.saving.register_keras_serializable(package="keras_aug")
-class RandomSharpness(KeepsBoxes, AugmentationLayer):
+class RandomSharpness(_FoldsToIdentity, KeepsBoxes, AugmentationLayer):
     """Blend with PIL's SMOOTH-filtered image by a per-sample factor (PIL Sharpness).
 
     Keras' convention: `k` in [0, 1] is the PIL factor `2k`: 0 smoothed, 0.5 identity, 1 sharper.
@@ -234,6 +255,8 @@ class RandomSharpness(KeepsBoxes, AugmentationLayer):
         >>> layer = keras_aug.layers.RandomSharpness((0.25, 0.75), seed=0)
         >>> out = layer(tf.random.uniform([8, 32, 32, 3], 0, 255))
     """
+
+    identities = {"factor": 1.0}
 
     factor = Live(unit_range, identity=0.5)
 
@@ -253,7 +276,7 @@ class RandomSharpness(KeepsBoxes, AugmentationLayer):
 
 
 @keras.saving.register_keras_serializable(package="keras_aug")
-class RandomColorJitter(KeepsBoxes, AugmentationLayer):
+class RandomColorJitter(_FoldsToIdentity, KeepsBoxes, AugmentationLayer):
     """Brightness, contrast, saturation and hue with per-sample factors, fused in one pass.
 
     Order: fixed, brightness -> contrast -> saturation -> hue (Keras' order). The first three
@@ -278,6 +301,9 @@ class RandomColorJitter(KeepsBoxes, AugmentationLayer):
         ...     saturation_factor=(0.4, 0.6), hue_factor=0.05, seed=0)
         >>> out = layer(tf.random.uniform([8, 32, 32, 3], 0, 255))
     """
+
+    identities = {"brightness": 1.0, "contrast": 1.0, "saturation": 1.0,
+                  "hue": 0.0}
 
     channels = (3,)
     brightness_factor = Live(brightness_range, identity=0.0, optional=True, shape=(2,))
@@ -486,7 +512,7 @@ def _check_bits(name: str, factor) -> tuple[int, int]:
 
 
 @keras.saving.register_keras_serializable(package="keras_aug")
-class RandomPosterize(KeepsBoxes, AugmentationLayer):
+class RandomPosterize(_FoldsToIdentity, KeepsBoxes, AugmentationLayer):
     """Keep the top `bits` of each 8-bit level, bits drawn per sample (PIL ImageOps.posterize).
 
     Args:
@@ -498,6 +524,8 @@ class RandomPosterize(KeepsBoxes, AugmentationLayer):
         >>> layer = keras_aug.layers.RandomPosterize((4, 8), seed=0)
         >>> out = layer(tf.random.uniform([8, 32, 32, 3], 0, 255))
     """
+
+    identities = {"bits": 8}
 
     factor = Live(lambda name, v: _check_bits(name, v), identity=8.0)
 
@@ -517,7 +545,7 @@ class RandomPosterize(KeepsBoxes, AugmentationLayer):
 
 
 @keras.saving.register_keras_serializable(package="keras_aug")
-class RandomGaussianBlur(KeepsBoxes, AugmentationLayer):
+class RandomGaussianBlur(_FoldsToIdentity, KeepsBoxes, AugmentationLayer):
     """Gaussian blur with a per-sample sigma (separable kernel, reflected borders).
 
     Keras' RandomGaussianBlur draws one sigma per batch and uses `factor` as a probability range;
@@ -532,6 +560,8 @@ class RandomGaussianBlur(KeepsBoxes, AugmentationLayer):
         >>> layer = keras_aug.layers.RandomGaussianBlur(sigma=(0.1, 2.0), seed=0)
         >>> out = layer(tf.random.uniform([8, 32, 32, 3], 0, 255))
     """
+
+    identities = {"sigma": 0.0}
 
     sigma = Live(lambda name, v: check_range(name, v, low=0.0), identity=0.0)
 

@@ -80,6 +80,9 @@ class RandomFlip(AugmentationLayer):
 
     augment_segmentation_masks = augment_images
 
+    def fold_p(self, params, apply):
+        return {axis: flip & apply for axis, flip in params.items()}
+
     def augment_bounding_boxes(self, boxes, params, height, width):
         horizontal = params["horizontal"] if "horizontal" in self.mode else None
         vertical = params["vertical"] if "vertical" in self.mode else None
@@ -135,6 +138,10 @@ class _WarpLayer(AugmentationLayer):
 
     def augment_bounding_boxes(self, boxes, params, height, width):
         return box_ops.warp_boxes(boxes, params["matrix"])
+
+    def fold_p(self, params, apply):
+        identity = ops.identity_matrix(tf.shape(apply)[0])
+        return {**params, "matrix": tf.where(apply[:, None, None], params["matrix"], identity)}
 
     # -- geometry protocol (keras_aug.layers.pipeline fuses these into one warp)
     geometric = True
@@ -225,12 +232,12 @@ class RandomAffine(_WarpLayer):
         angle = draw("rotation") * (2.0 * math.pi)
         tx = draw("translate_x") * tf.cast(width, tf.float32)
         ty = draw("translate_y") * tf.cast(height, tf.float32)
-        matrix = ops.compose(
+        matrix = ops.affine(ops.compose(
             ops.zoom_matrix(1.0 / (1.0 + zx), 1.0 / (1.0 + zy), height, width),
             ops.shear_matrix(sx, sy, height, width),
             ops.rotation_matrix(angle, height, width),
             ops.translation_matrix(tx, ty),
-        )
+        ))
         return {"matrix": matrix}
 
     def get_config(self):

@@ -147,6 +147,16 @@ def identity_matrix(batch_size) -> tf.Tensor:
     return tf.eye(3, batch_shape=[batch_size], dtype=tf.float32)
 
 
+def affine(matrices: tf.Tensor) -> tf.Tensor:
+    """`matrices` (B, 3, 3) with the last row set to the constant (0, 0, 1): for a product of
+    affine matrices, so that XLA folds the warp's perspective division away (a computed last row
+    costs a divide per pixel: measured 2.6x slower for a rotation at 224x224)."""
+    matrices = _f32(matrices)
+    zeros = tf.zeros_like(matrices[:, 2, 0])
+    last = tf.stack([zeros, zeros, tf.ones_like(zeros)], axis=1)[:, None, :]
+    return tf.concat([matrices[:, :2, :], last], axis=1)
+
+
 def _matrix(rows) -> tf.Tensor:
     """Nine (B,) tensors in row-major order -> (B, 3, 3)."""
     return tf.reshape(tf.stack(rows, axis=1), [-1, 3, 3])
