@@ -10,7 +10,7 @@ Diagnosis (`--diagnosis`): an underfit run (tiny model, few steps) and an overfi
 model, many steps, no augmentation), each diagnosed by `FitDiagnosis`; the overfit run's picture
 goes to docs/diagnose_overfit.png.
 
-    python examples/adaptive_table.py                       # the table (~25 min on 2 busy cores)
+    python examples/adaptive_table.py                       # the table (~16 min on 2 busy cores)
     python examples/adaptive_table.py --diagnosis --sizes   # only the diagnosis runs
 """
 from __future__ import annotations
