@@ -155,7 +155,7 @@ def main() -> None:
     parser.add_argument("--diagnosis", action="store_true", help="also run the diagnosis pair")
     parser.add_argument("--out", default=os.path.join("runs", "adaptive"))
     args = parser.parse_args()
-    if len(args.sizes) != len(args.steps):
+    if args.sizes and len(args.sizes) != len(args.steps):
         parser.error("--steps needs one value per --sizes value")
     images, labels = digits_arrays(args.image_size)
     out = table(args, images, labels) if args.sizes else ""
