@@ -7,7 +7,10 @@ batches (how users feed `model.fit`); `model_step_throughput` times the layer in
 """
 from __future__ import annotations
 
+import json
 import os
+import subprocess
+import tempfile
 import time
 from dataclasses import dataclass
 from typing import Callable
@@ -34,6 +37,11 @@ class Case:
     keras_instances: int = 1
     # (ours, keras) img/s -> a line printed under the table
     note: Callable[[float | None, float | None], str] | None = None
+    # KerasAug's closest layer: a constructor call in `keras_aug.layers.vision`, `size` bound to
+    # the image side (run by benchmarks/kerasaug_worker.py in KerasAug's own environment)
+    kerasaug: str | None = None
+    # the layer's output depends on the value range: KerasAug then gets float32 [0, 1] images
+    range_dependent: bool = False
 
 
 def sample_images(size: int, n: int, channels: int = 3, seed: int = 0) -> np.ndarray:
@@ -101,6 +109,60 @@ def model_step_throughput(augment: Callable, images: np.ndarray, batch: int, ste
     return float(np.median(rates))
 
 
+class KerasAugPeer:
+    """KerasAug's img/s from `kerasaug_worker.py` in its own interpreter, one pass per request.
+
+    KerasAug imports as `keras_aug` too, so it runs in a second virtual environment; the worker
+    stays up for the whole run (its layers trace once) and is idle while ours is timed, so the
+    caller can alternate pass by pass and both see the same machine load.
+    """
+
+    def __init__(self, python: str):
+        worker = os.path.join(os.path.dirname(os.path.abspath(__file__)), "kerasaug_worker.py")
+        env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}  # ours must not shadow it
+        self._proc = subprocess.Popen([python, worker], stdin=subprocess.PIPE,
+                                      stdout=subprocess.PIPE, text=True, env=env)
+        hello = self._answer()
+        if hello is None:
+            raise RuntimeError(f"the KerasAug worker under {python} exited "
+                               f"(status {self._proc.wait()}); see its message above")
+        self.version = hello["version"]
+        self._files: dict[int, tuple[np.ndarray, str]] = {}  # id -> (array kept alive, .npy)
+        self.errors: dict[str, str] = {}
+
+    def throughput(self, case: Case, images: np.ndarray, batch: int, batches: int) -> float | None:
+        """One pass of `pipeline_throughput` in the worker; None (error kept) if it fails."""
+        if id(images) not in self._files:
+            handle, path = tempfile.mkstemp(suffix=".npy", prefix="kerasaug_images_")
+            os.close(handle)
+            np.save(path, images)
+            self._files[id(images)] = (images, path)
+        request = {"images": self._files[id(images)][1], "spec": case.kerasaug, "batch": batch,
+                   "batches": batches, "takes_labels": case.takes_labels,
+                   "range_dependent": case.range_dependent}
+        self._proc.stdin.write(json.dumps(request) + "\n")
+        self._proc.stdin.flush()
+        answer = self._answer()
+        if answer is None:
+            raise RuntimeError("the KerasAug worker exited during a request")
+        if answer["rate"] is None:
+            self.errors[case.kerasaug] = answer["error"]
+        return answer["rate"]
+
+    def _answer(self) -> dict | None:
+        """The worker's next JSON line (anything else a library prints is skipped)."""
+        for line in self._proc.stdout:
+            if line.startswith("{"):
+                return json.loads(line)
+        return None
+
+    def close(self) -> None:
+        self._proc.stdin.close()
+        self._proc.wait()
+        for _, path in self._files.values():
+            os.remove(path)
+
+
 def albumentations_throughput(transform: Callable, images: np.ndarray, batch: int, batches: int,
                               passes: int = 3) -> float:
     """albumentations per image on uint8, then collated into a float32 batch (a fair comparison)."""
@@ -124,6 +186,8 @@ def format_rate(rate: float | None, present: bool = True) -> str:
 
 
 def ratio(a: float | None, b: float | None) -> str:
+    """a / b; two decimals below 10× so that a ratio near 1 can be read as above or below it."""
     if a is None or b is None:
         return "–"
-    return f"{a / b:.1f}×"
+    r = a / b
+    return f"{r:.2f}×" if r < 10 else f"{r:.1f}×"

@@ -36,7 +36,7 @@ SETTINGS = {32: (256, 20), 224: (64, 6)}  # size -> (batch, batches per pass)
 
 
 def keras_dict_call(layer):
-    """Keras' mixing layers take a dict; `(images, labels)` tuples fail (anchors.md defect 11)."""
+    """Keras' mixing layers take a dict; `(images, labels)` tuples fail (Keras 3.15.1; see docs/coming-from.md)."""
 
     def call(data):
         out = layer({"images": data[0], "labels": data[1]})
@@ -116,7 +116,7 @@ def mixing_layers(sizes, passes):
 def classifier(kind: str, shape, classes=10) -> keras.Model:
     keras.utils.set_random_seed(0)
     if kind == "demo CNN":
-        from keras_aug.demo import small_cnn
+        from kaug.demo import small_cnn
 
         return small_cnn(shape, classes, 0)
     layers = [keras.Input(shape), keras.layers.Rescaling(1 / 255)]

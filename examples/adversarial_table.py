@@ -14,7 +14,7 @@ import time
 import numpy as np
 
 from keras_aug.adversarial import save_adversarial_examples
-from keras_aug.adversarial.experiment import ExperimentConfig, load_arrays, run_experiment
+from kaug.adversarial_experiment import ExperimentConfig, load_arrays, run_experiment
 
 EPS = 25.5  # 0.1 x 255: ~1.6 of the 16 grey levels the 8x8 digit scans were quantised to
 MODES = {  # row name -> ExperimentConfig overrides

@@ -46,7 +46,7 @@ import numpy as np
 import tensorflow as tf
 
 from finetune import Phase, build_backbone, estimate_similarity, fine_tune, plan
-from keras_aug.data import few_shot, load_dataset
+from keras_aug.data import dataset_to_numpy, few_shot, load_dataset
 
 OUT = os.path.join("runs", "finetune")
 
@@ -103,8 +103,7 @@ def digits_5_to_9():
         return ds.filter(_is_5_to_9).map(_shift_label)
 
     train, test = select(data.train), select(data.test)
-    test_arrays = [np.stack(a) for a in zip(*test.as_numpy_iterator())]
-    return train, test_arrays
+    return train, list(dataset_to_numpy(test))
 
 
 def evaluate(model, test) -> float:
@@ -114,7 +113,7 @@ def evaluate(model, test) -> float:
 
 
 def run_scratch(train, test, seed, steps):
-    from keras_aug.demo import small_cnn
+    from kaug.demo import small_cnn
 
     model = small_cnn((32, 32, 3), 5, seed)
     model.compile(keras.optimizers.Adam(1e-3),

@@ -1,6 +1,6 @@
 """Can GAN samples lift a 10/class classifier by 3 points? Fresh-stream mixing on digits 32x32.
 
-Every classifier is the demo CNN (`keras_aug.demo.small_cnn`, Adam 1e-3, batch 25, 800 steps, same
+Every classifier is the demo CNN (`kaug.demo.small_cnn`, Adam 1e-3, batch 25, 800 steps, same
 seed in every arm, no other augmentation). The GAN of seed S is the 1200-step DiffAugment run of
 `examples/gan_table.py` (`runs/gan_table/few10_diffaugment_seedS`, trained only on
 `few_shot(train, 10, seed=S)`, the same 100 images the classifier sees; trained here if missing).
@@ -36,7 +36,8 @@ import keras_aug  # noqa: F401  (pins the backend)
 import keras
 import tensorflow as tf
 from keras_aug.data import dataset_to_numpy, few_shot, few_shot_indices, load_dataset, make_pipeline
-from keras_aug.demo import DemoConfig, _Accuracy, _Loss, small_cnn
+from keras_aug.core.labels import LabelAccuracy, LabelCrossentropy
+from kaug.demo import DemoConfig, small_cnn
 from gan.sampler import SampleGenerator
 
 SEEDS = (0, 1, 2)
@@ -64,7 +65,7 @@ def classify(pipeline: tf.data.Dataset, evaluation: tf.data.Dataset, seed: int, 
              image_shape, num_classes: int) -> float:
     """The demo CNN trained for `config.steps` steps on `pipeline`; accuracy on `evaluation`."""
     model = small_cnn(image_shape, num_classes, seed)
-    model.compile(keras.optimizers.Adam(1e-3), loss=_Loss(), metrics=[_Accuracy()], jit_compile=True)
+    model.compile(keras.optimizers.Adam(1e-3), loss=LabelCrossentropy(), metrics=[LabelAccuracy()], jit_compile=True)
     model.fit(pipeline, epochs=1, steps_per_epoch=config.steps, verbose=0)
     return float(model.evaluate(evaluation, verbose=0)[1])
 

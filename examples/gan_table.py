@@ -30,9 +30,10 @@ import numpy as np
 
 import keras_aug  # noqa: F401  (pins the backend)
 from keras_aug.data import dataset_to_numpy, few_shot, load_dataset
-from keras_aug.demo import DemoConfig, DemoData, train_classifier
 from gan.sampler import SampleGenerator
+from gan.shipped import WEIGHTS_DIR
 from gan.trainer import CONFIG_FILE, GENERATOR_FILE, train_gan
+from kaug.demo import DemoConfig, DemoData, train_classifier
 
 SEEDS = (0, 1, 2)
 ARMS = (("diffaugment", "color,translation,cutout"), ("no_augment", ()))
@@ -171,8 +172,7 @@ def format_table(results: dict, args) -> str:
 
 
 def ship(out: str) -> None:
-    here = os.path.dirname(os.path.abspath(__file__))
-    weights_dir = os.path.join(here, "..", "gan", "weights")
+    weights_dir = WEIGHTS_DIR
     os.makedirs(weights_dir, exist_ok=True)
     for seed in SEEDS:
         run = os.path.join(out, f"few10_diffaugment_seed{seed}")
@@ -191,7 +191,7 @@ def sample_figure(dataset, out: str) -> None:
 
     here = os.path.dirname(os.path.abspath(__file__))
     real = few_shot(dataset.train, 1, seed=0)
-    real_images = np.stack([x for x, _ in real.as_numpy_iterator()])
+    real_images = dataset_to_numpy(real)[0]
     rows = [real_images]
     titles = [f"real {k}" for k in range(10)]
     for name in ("few10_diffaugment_seed0", "few10_no_augment_seed0", "full_seed0"):

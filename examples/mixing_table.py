@@ -43,7 +43,8 @@ import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402
 
 from keras_aug.data import few_shot, load_dataset, make_pipeline  # noqa: E402
-from keras_aug.demo import _Accuracy, _Loss, small_cnn  # noqa: E402
+from keras_aug.core.labels import LabelAccuracy, LabelCrossentropy  # noqa: E402
+from kaug.demo import small_cnn  # noqa: E402
 from keras_aug.layers import (  # noqa: E402
     CutMix, MixUp, PuzzleMixModel, RandomCrop, RandomFlip, RandomTranslation)
 
@@ -176,7 +177,7 @@ def train(arm: str, train_ds, args, seed: int, classes: int):
     base = base_augment(args, seed + 100)
     augment = None if base is None and mix is None else _Then(base, mix)
     lr = keras.optimizers.schedules.CosineDecay(args.lr, args.steps)
-    trainer.compile(keras.optimizers.Adam(lr), loss=_Loss(), metrics=[_Accuracy()],
+    trainer.compile(keras.optimizers.Adam(lr), loss=LabelCrossentropy(), metrics=[LabelAccuracy()],
                     jit_compile=True)
     pipeline = make_pipeline(train_ds, augment=augment, batch_size=args.batch, repeat=True,
                              seed=seed)
@@ -199,7 +200,7 @@ def build(args, classes: int, seed: int) -> keras.Model:
 
 
 def accuracy(model, ds) -> float:
-    model.compile(loss=_Loss(), metrics=[_Accuracy()], jit_compile=False)
+    model.compile(loss=LabelCrossentropy(), metrics=[LabelAccuracy()], jit_compile=False)
     return float(model.evaluate(ds, verbose=0)[1])
 
 
@@ -222,7 +223,7 @@ def save_preview(path, train, seed=0, size=32, channels=1, classes=10):
         titles += [_title(name, s) for s in soft.numpy()]
     trainer = PuzzleMixModel(small_cnn((size, size, channels), classes, seed),
                              grid_sizes=(2, 4, 8), seed=seed)
-    trainer.compile(keras.optimizers.Adam(1e-3), loss=_Loss())
+    trainer.compile(keras.optimizers.Adam(1e-3), loss=LabelCrossentropy())
     trainer.fit(train.batch(64).map(lambda a, b: (tf.cast(a, tf.float32), b)), epochs=3,
                 verbose=0)  # a saliency worth showing
     mixed, soft, _ = trainer.mix(x, y)

@@ -4,7 +4,7 @@ vs AutoAugment, 3 seeds; and a preview PNG of each policy on photos and digits.
     python examples/policies_table.py [--per-class 10] [--steps 800] [--seeds 0 1 2]
                                       [--rows none rand-m9-n2 ...] [--preview docs/policies.png]
 
-Trains the demo CNN (`keras_aug.demo.small_cnn`, the same setting as `kaug demo`) on
+Trains the demo CNN (`kaug.demo.small_cnn`, the same setting as `kaug demo`) on
 `per_class` images per class of the embedded digits and tests on the 797 held-out images.
 Rows are policy specs understood by `keras_aug.policies.from_spec`. Prints a markdown table
 (mean ± std over seeds).
@@ -22,7 +22,7 @@ import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402
 
 from keras_aug.data import few_shot, load_dataset  # noqa: E402
-from keras_aug.demo import DemoConfig, DemoData, train_classifier  # noqa: E402
+from kaug.demo import DemoConfig, DemoData, train_classifier  # noqa: E402
 from keras_aug.layers import RandAugment  # noqa: E402
 from keras_aug.policies import from_spec  # noqa: E402
 

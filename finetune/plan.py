@@ -42,6 +42,7 @@ import keras
 import numpy as np
 
 from finetune.registry import Backbone, build_backbone, get_spec
+from keras_aug.core.validation import check_integer
 
 QUADRANTS = ("small+similar", "small+different", "large+similar", "large+different")
 BN_POLICIES = ("inference", "adapt")
@@ -49,7 +50,20 @@ BN_POLICIES = ("inference", "adapt")
 
 @dataclass
 class Phase:
-    """One training phase: which backbone blocks train, learning rate per group, epochs."""
+    """One training phase: which backbone blocks train, learning rate per group, epochs.
+
+    Attributes:
+        name: `"head"` or `"fine-tune"`.
+        trainable_blocks: indices of the backbone blocks this phase trains.
+        learning_rates: `"head"` and `"block{i}"` -> Adam learning rate.
+        epochs: epochs of this phase.
+
+    Example:
+        >>> p = plan("DigitsCNN04", dataset_size=100, num_classes=10, similarity=0.9,
+        ...          input_shape=(32, 32, 3))
+        >>> [(phase.name, phase.trainable_blocks) for phase in p.phases]
+        [('head', ())]
+    """
 
     name: str
     trainable_blocks: tuple[int, ...]
@@ -59,7 +73,28 @@ class Phase:
 
 @dataclass
 class FinetunePlan:
-    """The outcome of `plan()`: build the model with `build_model()`, train it with `fine_tune`."""
+    """The outcome of `plan()`: build the model with `build_model()`, train it with `fine_tune`.
+
+    `explain()` prints the reasoning (quadrant, thresholds, cut point, phases, learning rates).
+
+    Attributes:
+        backbone, weights, input_shape: what the backbone is built from.
+        num_classes, dataset_size, similarity: the facts the plan was decided on.
+        quadrant: e.g. `"small+similar"`, the CS231n case chosen.
+        cut_block: index of the last backbone block kept; the head sits on its output.
+        phases: the `Phase`s `fine_tune` runs in order.
+        block_names: the backbone's block names.
+        thresholds: the decision thresholds used.
+        bn_policy, head_dropout, head_l2, backbone_kwargs: as passed to `plan()`.
+        reasons: the sentences `explain()` prints.
+
+    Example:
+        >>> p = plan("DigitsCNN04", dataset_size=100, num_classes=10, similarity=0.9,
+        ...          input_shape=(32, 32, 3))
+        >>> p.quadrant
+        'small+similar'
+        >>> model = p.build_model()
+    """
 
     backbone: str
     weights: str | None
@@ -204,10 +239,16 @@ def plan(
             measured on HED-VGG16 block5 features, digits 5-9 at 10/class, 0.75 without, 0.82
             with 1e-2 (scikit-learn's L2 logistic regression: 0.85).
         **backbone_kwargs: passed to the backbone constructor (e.g. alpha=0.35).
+
+    Example:
+        >>> p = plan("DigitsCNN04", dataset_size=100, num_classes=10, similarity=0.3,
+        ...          input_shape=(32, 32, 3))
+        >>> p.quadrant, p.cut_block
+        ('small+different', 1)
     """
     spec = get_spec(backbone)
-    _check_positive_int("dataset_size", dataset_size)
-    _check_positive_int("num_classes", num_classes)
+    check_integer("dataset_size", dataset_size)
+    check_integer("num_classes", num_classes)
     if num_classes < 2:
         raise ValueError(f"num_classes must be at least 2, got {num_classes}")
     if similarity is not None:
@@ -282,11 +323,6 @@ def plan(
         backbone_kwargs=backbone_kwargs,
         reasons=reasons, _backbone=built,
     )
-
-
-def _check_positive_int(name, value):
-    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-        raise ValueError(f"{name} must be a positive integer, got {value!r}")
 
 
 # ---------------------------------------------------------------- the model a plan trains

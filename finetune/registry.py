@@ -41,6 +41,13 @@ class BackboneSpec:
         min_size: smallest height/width the architecture accepts.
         default_size: the ImageNet training resolution.
         family: module in keras.applications (where its `preprocess_input` lives) or "custom".
+        description: one line shown by the CLI.
+        pretrained_path: custom backbones: the file `weights="imagenet"` loads.
+
+    Example:
+        >>> spec = get_spec("VGG16")
+        >>> spec.preprocess, spec.min_size, spec.default_size
+        ('caffe', 32, 224)
     """
 
     name: str
@@ -113,7 +120,22 @@ REGISTRY: dict[str, BackboneSpec] = {
 
 
 def register_backbone(spec: BackboneSpec) -> BackboneSpec:
-    """Add a custom backbone (e.g. one pretrained here) so plans and the CLI can use it by name."""
+    """Add a custom backbone (e.g. one pretrained here) so plans and the CLI can use it by name.
+
+    Args:
+        spec: the `BackboneSpec`; its constructor takes `weights=, include_top=, input_shape=`.
+
+    Example:
+        >>> def tiny(weights=None, include_top=False, input_shape=(32, 32, 3), **kwargs):
+        ...     inputs = keras.Input(input_shape)
+        ...     x = keras.layers.Conv2D(8, 3, strides=2, activation="relu")(inputs)
+        ...     return keras.Model(inputs, x)
+        >>> spec = register_backbone(BackboneSpec("TinyCNN", tiny, "tf", min_size=8,
+        ...                                       default_size=32, family="custom"))
+        >>> "TinyCNN" in list_backbones()
+        True
+        >>> del REGISTRY["TinyCNN"]              # the registry is global: clean up
+    """
     if not isinstance(spec, BackboneSpec):
         raise TypeError(f"spec must be a BackboneSpec, got {type(spec).__name__}")
     if spec.preprocess not in PREPROCESS_CONVENTIONS:
@@ -125,7 +147,15 @@ def register_backbone(spec: BackboneSpec) -> BackboneSpec:
 
 
 def get_spec(name: str) -> BackboneSpec:
-    """The registry entry for `name`, with a did-you-mean error for unknown names."""
+    """The registry entry for `name`, with a did-you-mean error for unknown names.
+
+    Args:
+        name: a registry name, e.g. `"MobileNetV2"` or `"DigitsCNN04"`.
+
+    Example:
+        >>> get_spec("DigitsCNN04").preprocess
+        'tf'
+    """
     if not isinstance(name, str):
         raise TypeError(f"backbone must be a registry name (str), got {type(name).__name__}")
     if name not in REGISTRY:
@@ -140,7 +170,12 @@ def get_spec(name: str) -> BackboneSpec:
 
 
 def list_backbones() -> list[str]:
-    """All registry names (every keras.applications model plus registered custom ones)."""
+    """All registry names (every keras.applications model plus registered custom ones).
+
+    Example:
+        >>> "MobileNetV2" in list_backbones() and "DigitsCNN04" in list_backbones()
+        True
+    """
     _register_shipped()
     return sorted(REGISTRY)
 
@@ -157,6 +192,14 @@ class Preprocess(keras.layers.Layer):
 
     Grayscale (1 channel) input is repeated to 3 channels first, so small grayscale datasets such as
     digits feed ImageNet backbones. Equal to `keras.applications.<family>.preprocess_input`.
+
+    Args:
+        convention: `"caffe"`, `"tf"`, `"torch"` or `"built-in"` (see `BackboneSpec`).
+
+    Example:
+        >>> out = Preprocess("tf")(np.full((1, 2, 2, 1), 255.0, "float32"))
+        >>> out.shape, float(out[0, 0, 0, 0])
+        (TensorShape([1, 2, 2, 3]), 1.0)
     """
 
     def __init__(self, convention: str, **kwargs):
@@ -202,7 +245,19 @@ class Block:
 
 @dataclass
 class Backbone:
-    """A built backbone (no top) with its spec and its block boundaries."""
+    """A built backbone (no top) with its spec and its block boundaries; `build_backbone` makes one.
+
+    Attributes:
+        spec: its `BackboneSpec`.
+        model: the Keras model without its classification top.
+        weights: what was loaded (`"imagenet"`, a path, or None).
+        blocks: the block boundaries found in the graph (cut points before each resolution drop).
+
+    Example:
+        >>> backbone = build_backbone("DigitsCNN04", input_shape=(32, 32, 3))
+        >>> backbone.input_shape, len(backbone.blocks)
+        ((32, 32, 3), 3)
+    """
 
     spec: BackboneSpec
     model: keras.Model
@@ -260,6 +315,10 @@ def build_backbone(
         input_shape: (height, width, 3); default the backbone's ImageNet resolution. Height and
             width must be at least the backbone's minimum (`get_spec(name).min_size`).
         **kwargs: passed to the constructor (e.g. `alpha=0.35` for MobileNetV2).
+
+    Example:
+        >>> backbone = build_backbone("DigitsCNN04", input_shape=(32, 32, 3))  # shipped weights
+        >>> random_vgg = build_backbone("VGG16", weights=None, input_shape=(32, 32, 3))
     """
     spec = get_spec(name)
     if input_shape is None:

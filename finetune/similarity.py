@@ -37,12 +37,29 @@ import numpy as np
 import tensorflow as tf
 
 from finetune.registry import Backbone, Preprocess, block_output, build_backbone
+from keras_aug.core.validation import check_integer
 
 METHODS = ("auto", "batchnorm", "probe")
 
 
 @dataclass
 class SimilarityReport:
+    """What `estimate_similarity(..., details=True)` returns.
+
+    Attributes:
+        score: the similarity in [0, 1].
+        method: `"batchnorm"` or `"probe"`.
+        per_layer: the value per BatchNorm layer (batchnorm) or per block (probe).
+        images: how many images were used.
+
+    Example:
+        >>> from keras_aug.data import few_shot, load_dataset
+        >>> train = few_shot(load_dataset("digits").train, 5)
+        >>> report = estimate_similarity("DigitsCNN04", train, input_shape=(32, 32, 3), details=True)
+        >>> report.method, report.images
+        ('batchnorm', 50)
+    """
+
     score: float
     method: str
     per_layer: dict[str, float] = field(default_factory=dict)
@@ -75,13 +92,18 @@ def estimate_similarity(
             with another shuffle; the accuracies are averaged). More repeats = a less noisy score
             on tiny datasets, at the cost of more (cheap) logistic-regression fits.
         details: return a `SimilarityReport` (score, method, per-layer/per-block values).
+
+    Example:
+        >>> from keras_aug.data import few_shot, load_dataset
+        >>> train = few_shot(load_dataset("digits").train, 5)
+        >>> score = estimate_similarity("DigitsCNN04", train, input_shape=(32, 32, 3))
+        >>> 0.0 <= score <= 1.0
+        True
     """
     if method not in METHODS:
         raise ValueError(f"method must be one of {METHODS}, got {method!r}")
-    if not isinstance(max_images, int) or max_images < 2:
-        raise ValueError(f"max_images must be an integer >= 2, got {max_images!r}")
-    if isinstance(probe_repeats, bool) or not isinstance(probe_repeats, int) or probe_repeats < 1:
-        raise ValueError(f"probe_repeats must be a positive integer, got {probe_repeats!r}")
+    check_integer("max_images", max_images, 2)
+    check_integer("probe_repeats", probe_repeats)
     if isinstance(backbone, str):
         backbone = build_backbone(backbone, weights, input_shape)
     elif not isinstance(backbone, Backbone):
@@ -249,7 +271,22 @@ def _probe_similarity(backbone, images, labels, batch_size, repeats) -> Similari
 
 def adapt_batchnorm(model: keras.Model, train_ds: tf.data.Dataset) -> int:
     """AdaBN: set every BatchNorm's moving statistics in a fine-tune model's trunk to the training
-    data's statistics (one pass with batch statistics). Returns the number of layers updated."""
+    data's statistics (one pass with batch statistics). Returns the number of layers updated.
+
+    `fine_tune` does this itself for a plan with `bn_policy="adapt"`.
+
+    Args:
+        model: a model from `FinetunePlan.build_model()`.
+        train_ds: batched tf.data of `(image 0..255, label)`.
+
+    Example:
+        >>> from keras_aug.data import few_shot, load_dataset
+        >>> from finetune import plan
+        >>> train = few_shot(load_dataset("digits").train, 2).batch(10)
+        >>> model = plan("DigitsCNN04", 20, 10, 0.9, input_shape=(32, 32, 3)).build_model()
+        >>> adapt_batchnorm(model, train) > 0
+        True
+    """
     trunk = model.trunk
     bns = _batchnorms(trunk)
     if not bns:

@@ -23,7 +23,25 @@ from finetune.similarity import adapt_batchnorm
 
 @dataclass
 class FinetuneResult:
-    """What `fine_tune` returns: the trained model (best weights restored) and its history."""
+    """What `fine_tune` returns: the trained model (best weights restored) and its history.
+
+    Attributes:
+        model: the trained classifier.
+        history: Keras `History.history` over all phases, plus `"phase"` (the name per epoch).
+        best_value, best_epoch: the best `monitor` value and its epoch (0-based, all phases).
+        monitor: the metric that chose the best weights.
+        checkpoint_path: where the best weights were written, if asked.
+        seconds, phase_seconds: training time in total and per phase.
+
+    Example:
+        >>> from keras_aug.data import few_shot, load_dataset
+        >>> from finetune import plan
+        >>> train = few_shot(load_dataset("digits").train, 2)
+        >>> p = plan("DigitsCNN04", 20, 10, 0.9, input_shape=(32, 32, 3), head_epochs=2)
+        >>> result = fine_tune(p, train, verbose=0)
+        >>> result.history["phase"], result.monitor
+        (['head', 'head'], 'loss')
+    """
 
     model: keras.Model
     history: dict[str, list]  # Keras History.history keys, plus "phase" (name per epoch)
@@ -72,6 +90,14 @@ def fine_tune(
         seed: shuffling seed (and Keras' global seed for the head's initialisation).
         verbose: 0 silent, 1 a line per phase plus Keras' progress bar, 2 a line per epoch.
         callbacks: extra Keras callbacks for every phase.
+
+    Example:
+        >>> from keras_aug.data import few_shot, load_dataset
+        >>> from finetune import plan
+        >>> data = load_dataset("digits")
+        >>> p = plan("DigitsCNN04", 20, 10, 0.9, input_shape=(32, 32, 3), head_epochs=2)
+        >>> result = fine_tune(p, few_shot(data.train, 2), cache_frozen_features=True, verbose=0)
+        >>> loss, accuracy = result.model.evaluate(data.test.batch(256), verbose=0)
     """
     if seed is not None:
         keras.utils.set_random_seed(seed)

@@ -4,23 +4,14 @@
     train_gan(few_shot(load_dataset("digits").train, 10), "runs/gan", steps=1200)
     images, labels = SampleGenerator.load("runs/gan").sample(64, seed=0)
 
-Names are imported lazily, so `kaug --help` does not load TensorFlow through this package.
+Importing the package registers its serializable layers (`SumPool`) with Keras, so saved
+generators and discriminators load after just `import gan`.
 """
 from keras_aug import backend as _backend  # noqa: F401
 
-_EXPORTS = {
-    "ConditionalGAN": "gan.models",
-    "GANConfig": "gan.models",
-    "SampleGenerator": "gan.sampler",
-    "train_gan": "gan.trainer",
-    "diff_augment": "gan.diffaugment",
-}
-__all__ = sorted(_EXPORTS)
+from gan.diffaugment import diff_augment
+from gan.models import ConditionalGAN, GANConfig, SumPool
+from gan.sampler import SampleGenerator
+from gan.trainer import train_gan
 
-
-def __getattr__(name):
-    if name in _EXPORTS:
-        import importlib
-
-        return getattr(importlib.import_module(_EXPORTS[name]), name)
-    raise AttributeError(f"module 'gan' has no attribute {name!r}")
+__all__ = ["ConditionalGAN", "GANConfig", "SampleGenerator", "SumPool", "diff_augment", "train_gan"]

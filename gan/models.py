@@ -14,6 +14,7 @@ import keras
 import tensorflow as tf
 
 from gan.diffaugment import DEFAULT_POLICY, check_policy, diff_augment
+from keras_aug.core.validation import check_integer, check_number
 
 SUPPORTED_SIZES = (16, 32, 64, 128)
 SUPPORTED_CHANNELS = (1, 3)
@@ -45,6 +46,11 @@ class GANConfig:
             10/class: within-class L1 0.06 without it, 0.16 at 0.3, real images 0.14); 0 turns it off.
         g_lr, d_lr, beta_1: Adam settings.
         seed: seed of the weights init and of every per-step random draw.
+
+    Example:
+        >>> config = GANConfig(image_shape=(32, 32, 1), num_classes=10, diversity_weight=0.3)
+        >>> GANConfig.from_dict(config.to_dict()) == config
+        True
     """
 
     image_shape: tuple[int, int, int] = (32, 32, 1)
@@ -102,17 +108,13 @@ def validate_config(config: GANConfig) -> None:
     if not 0.0 <= config.augment_p <= 1.0:
         raise ValueError(f"augment_p must be a probability in [0, 1], got {config.augment_p!r}")
     for name in ("aux_weight", "diversity_weight"):
-        value = getattr(config, name)
-        if isinstance(value, bool) or not isinstance(value, (int, float)) or value < 0:
-            raise ValueError(f"{name} must be a number >= 0, got {value!r}")
+        check_number(name, getattr(config, name), low=0)
     if config.ada_target is not None and not 0.0 < config.ada_target < 1.0:
         raise ValueError(f"ada_target must be in (0, 1) (0.6 in ADA) or None, got {config.ada_target!r}")
     if not 0.0 <= config.ema_decay < 1.0:
         raise ValueError(f"ema_decay must be in [0, 1), got {config.ema_decay!r}")
     for name in ("latent_dim", "g_width", "d_width", "ada_interval"):
-        value = getattr(config, name)
-        if not isinstance(value, int) or value < 1:
-            raise ValueError(f"{name} must be a positive integer, got {value!r}")
+        check_integer(name, getattr(config, name))
 
 
 def build_generator(config: GANConfig, name: str = "generator") -> keras.Model:
@@ -143,6 +145,18 @@ def build_generator(config: GANConfig, name: str = "generator") -> keras.Model:
     return keras.Model([noise, label], image, name=name)
 
 
+@keras.saving.register_keras_serializable(package="gan")
+class SumPool(keras.layers.Layer):
+    """Sum over height and width, (B, H, W, C) -> (B, C). A layer rather than a Lambda so that the
+    discriminator saves and loads as `.keras` (a Lambda loads only with safe_mode=False)."""
+
+    def call(self, inputs):
+        return tf.reduce_sum(inputs, axis=[1, 2])
+
+    def compute_output_shape(self, input_shape):
+        return (input_shape[0], input_shape[-1])
+
+
 def build_discriminator(config: GANConfig, name: str = "discriminator") -> keras.Model:
     """(image in [-1, 1], label) -> (real/fake logit, class logits). Strided 4x4 convs down to
     4x4, global sum pooling, a projection head: logit = w.h + embed(label).h (Miyato & Koyama
@@ -159,7 +173,7 @@ def build_discriminator(config: GANConfig, name: str = "discriminator") -> keras
         h = keras.layers.LeakyReLU(0.2)(h)
     h = keras.layers.Conv2D(width, 3, padding="same", name="last_conv")(h)
     h = keras.layers.LeakyReLU(0.2)(h)
-    features = keras.layers.Lambda(lambda t: tf.reduce_sum(t, axis=[1, 2]), name="sum_pool")(h)
+    features = SumPool(name="sum_pool")(h)
     unconditional = keras.layers.Dense(1, name="logit")(features)
     embedded = keras.layers.Embedding(config.num_classes, width, name="projection")(label)
     projection = keras.layers.Dot(axes=1)([embedded, features])
@@ -193,11 +207,21 @@ class ConditionalGAN(keras.Model):
     (with `ada_target`) an adjustment of the augmentation probability from r_t = E[sign(D(real))].
     Fake samples use the real batch's labels, so the class balance follows the data.
 
+    Most users call `gan.train_gan`, which adds checkpoints and exact resume around `fit`.
+
+    Args:
+        config: the `GANConfig` (image shape, classes, nets, losses, DiffAugment, seed).
+        **kwargs: passed to `keras.Model` (e.g. `name`).
+
     Example:
-        >>> gan = ConditionalGAN(GANConfig(image_shape=(32, 32, 1), num_classes=10))
+        >>> from keras_aug.data import few_shot, load_dataset
+        >>> config = GANConfig(image_shape=(32, 32, 1), num_classes=10)
+        >>> gan = ConditionalGAN(config)
         >>> gan.compile()
-        >>> gan.fit(batches, steps_per_epoch=1000)   # batches of (uint8 images, int labels)
-        >>> images = gan.generate(noise, labels)     # in value_range
+        >>> batches = few_shot(load_dataset("digits").train, 2).batch(10).repeat()
+        >>> history = gan.fit(batches, steps_per_epoch=2, epochs=1, verbose=0)  # (uint8, int) batches
+        >>> noise = tf.random.normal([4, config.latent_dim])
+        >>> images = gan.generate(noise, tf.constant([0, 1, 2, 3]))              # in value_range
     """
 
     def __init__(self, config: GANConfig, **kwargs):

@@ -14,6 +14,7 @@ import numpy as np
 import tensorflow as tf
 
 from gan.models import ConditionalGAN, GANConfig, build_generator
+from keras_aug.core.validation import check_integer, check_number
 
 EXPORT_CONFIG = "kaug_gan.json"
 
@@ -27,9 +28,14 @@ class SampleGenerator:
         config: the GANConfig it was trained with.
 
     Example:
-        >>> sampler = SampleGenerator.load("runs/gan")
-        >>> images, labels = sampler.sample(64, seed=0)             # balanced over classes
-        >>> train = sampler.mix_with(few_shot(data.train, 10), ratio=0.5)
+        >>> import os, gan
+        >>> from keras_aug.data import few_shot, load_dataset
+        >>> shipped = os.path.join(os.path.dirname(gan.__file__), "weights", "digits10_seed0.weights.h5")
+        >>> sampler = SampleGenerator.load(shipped)          # or a train_gan run folder
+        >>> images, labels = sampler.sample(20, seed=0)      # balanced over classes
+        >>> images.shape, images.dtype, sorted(set(labels.tolist())) == list(range(10))
+        ((20, 32, 32, 1), dtype('uint8'), True)
+        >>> train = sampler.mix_with(few_shot(load_dataset("digits").train, 10), ratio=0.5)
     """
 
     def __init__(self, generator, config: GANConfig):
@@ -204,11 +210,9 @@ class SampleGenerator:
             >>> teacher = train_on(real)                      # any classifier of the real images
             >>> mixed = sampler.mix_with(real, ratio=0.5, real_repeats=10, classifier=teacher)
         """
-        if isinstance(ratio, bool) or not isinstance(ratio, (int, float)) or not 0.0 <= ratio < 1.0:
-            raise ValueError(f"ratio must be the synthetic fraction in [0, 1), got {ratio!r}")
-        for name, value in (("real_repeats", real_repeats), ("oversample", oversample)):
-            if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
-                raise ValueError(f"{name} must be a positive integer, got {value!r}")
+        check_number("ratio (the synthetic fraction)", ratio, 0, 1, high_open=True)
+        check_integer("real_repeats", real_repeats)
+        check_integer("oversample", oversample)
         if classifier is not None and not callable(classifier):
             raise TypeError(f"classifier must be a Keras model or callable, got {type(classifier).__name__}")
         from gan.trainer import dataset_arrays
@@ -262,8 +266,7 @@ class SampleGenerator:
 
     # helpers -------------------------------------------------------------------------------
     def _labels(self, n, labels) -> np.ndarray:
-        if isinstance(n, bool) or not isinstance(n, (int, np.integer)) or n <= 0:
-            raise ValueError(f"n must be a positive integer number of samples, got {n!r}")
+        check_integer("n", n)
         k = self.num_classes
         if labels is None:
             return (np.arange(n) % k).astype(np.int64)
@@ -295,9 +298,8 @@ def sampling_model(generator: keras.Model, config: GANConfig) -> keras.Model:
 
 
 def _check_temperature(temperature) -> float:
-    if isinstance(temperature, bool) or not isinstance(temperature, (int, float)) or not temperature > 0:
-        raise ValueError(f"temperature must be a positive noise scale (1 = as trained), got {temperature!r}")
-    return float(temperature)
+    return check_number("temperature (the noise scale, 1 = as trained)", temperature, low=0,
+                        low_open=True)
 
 
 def _read_config(path: str) -> GANConfig:

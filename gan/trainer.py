@@ -26,6 +26,7 @@ import numpy as np
 import tensorflow as tf
 
 from gan.models import ConditionalGAN, GANConfig
+from keras_aug.core.validation import check_integer
 from keras_aug.data import dataset_to_numpy
 
 CONFIG_FILE = "gan_config.json"
@@ -148,13 +149,18 @@ def train_gan(
         value_range: the images' range; required for float images (uint8 -> (0, 255)).
 
     Example:
+        >>> import tempfile
         >>> from keras_aug.data import few_shot, load_dataset
-        >>> result = train_gan(few_shot(load_dataset("digits").train, 10), "runs/gan", steps=1500)
-        >>> images, labels = SampleGenerator.load("runs/gan").sample(64, seed=0)
+        >>> from gan.sampler import SampleGenerator
+        >>> run = tempfile.mkdtemp()                 # e.g. "runs/gan"; real runs use ~1200 steps
+        >>> result = train_gan(few_shot(load_dataset("digits").train, 2), run, steps=4,
+        ...                    checkpoint_every=2, verbose=False)
+        >>> images, labels = SampleGenerator.load(run).sample(10, seed=0)
+        >>> result = train_gan(few_shot(load_dataset("digits").train, 2), run, steps=6,
+        ...                    checkpoint_every=2, verbose=False, resume=True)   # continues at 4
     """
     for name, value in (("steps", steps), ("batch_size", batch_size), ("checkpoint_every", checkpoint_every)):
-        if not isinstance(value, (int, np.integer)) or isinstance(value, bool) or value < 1:
-            raise ValueError(f"{name} must be a positive integer, got {value!r}")
+        check_integer(name, value)
     images, labels = dataset_arrays(data)
     if images.ndim == 3:
         images = images[..., None]

@@ -76,3 +76,40 @@ def save_learning_curves(
     fig.savefig(path, dpi=100)
     plt.close(fig)
     return path
+
+
+def draw_boxes(images, boxes, labels, bounding_box_format: str = "xyxy",
+               value_range=(0, 255), width: int = 2) -> np.ndarray:
+    """Draw box outlines (one colour per class id) into copies of images (N, H, W, C).
+
+    Args:
+        images: (N, H, W, 3) in `value_range`.
+        boxes: (N, M, 4) in `bounding_box_format`; labels: (N, M), boxes with label -1 are skipped.
+        width: outline thickness in pixels.
+
+    Example:
+        >>> out = layer({"images": x, "bounding_boxes": bb})
+        >>> pictures = draw_boxes(out["images"], **out["bounding_boxes"])
+    """
+    from keras_aug.ops.boxes import convert_format
+
+    images = np.array(images, dtype=np.float32)
+    n, h, w = images.shape[:3]
+    xyxy = np.asarray(convert_format(boxes, bounding_box_format, "xyxy", height=h, width=w))
+    labels = np.asarray(labels)
+    palette = np.array([[255, 64, 64], [64, 255, 64], [64, 160, 255], [255, 220, 0],
+                        [255, 64, 255], [0, 255, 255]], np.float32)
+    low, high = value_range
+    for i in range(n):
+        for box, label in zip(xyxy[i], labels[i]):
+            if label < 0:
+                continue
+            colour = low + palette[int(label) % len(palette)] / 255.0 * (high - low)
+            x1, y1 = (int(np.clip(np.floor(v), 0, s - 1)) for v, s in zip(box[:2], (w, h)))
+            x2, y2 = (int(np.clip(np.ceil(v) - 1, 0, s - 1)) for v, s in zip(box[2:], (w, h)))
+            for t in range(width):  # outline inside the box's pixels
+                images[i, min(y1 + t, y2), x1:x2 + 1] = colour
+                images[i, max(y2 - t, y1), x1:x2 + 1] = colour
+                images[i, y1:y2 + 1, min(x1 + t, x2)] = colour
+                images[i, y1:y2 + 1, max(x2 - t, x1)] = colour
+    return images

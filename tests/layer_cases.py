@@ -1,31 +1,44 @@
-"""One constructor per public layer, shared by the tests that walk `keras_aug.layers.__all__`."""
+"""One way to build every public layer, shared by the tests that walk `keras_aug.layers.__all__`
+(test_conformance, test_live, test_compilation). A new layer is covered by being exported; only
+one whose defaults cannot be built, or show no effect, needs an entry here."""
 import keras_aug.layers as L
 
-# Layers whose defaults cannot be constructed, or whose defaults are too weak to show an effect.
+K = 5  # classes of the mixing layers' labels
+
+# Constructor arguments for layers that need some (the others run with their defaults).
 ARGS = {
-    "CenterCrop": lambda: L.CenterCrop(12, 12),
-    "RandomCrop": lambda: L.RandomCrop(12, 12),
-    "RandomResizedCrop": lambda: L.RandomResizedCrop(12, 12),
-    "RandomAffine": lambda: L.RandomAffine(rotation=0.1, translate_x=0.1, zoom_y=0.1,
-                                           shear_x=0.1),
-    "RandomRotation": lambda: L.RandomRotation(0.2),
-    "RandomTranslation": lambda: L.RandomTranslation(0.2, 0.2),
-    "RandomZoom": lambda: L.RandomZoom(0.2),
-    "RandomShear": lambda: L.RandomShear(0.2, 0.2),
-    "RandomColorJitter": lambda: L.RandomColorJitter((0, 255), 0.2, 0.2, (0.3, 0.7), 0.1),
-    "MixUp": lambda: L.MixUp(num_classes=4),
-    "CutMix": lambda: L.CutMix(num_classes=4),
-    "RandomMixing": lambda: L.RandomMixing(num_classes=4),
-    "Pipeline": lambda: L.Pipeline([L.RandomResizedCrop(12, 12), L.RandomFlip(),
-                                    L.RandomAffine(rotation=0.1), L.RandomBrightness(0.3),
-                                    L.RandomCutout(0.3)]),
-    "RandomApply": lambda: L.RandomApply(L.RandomRotation(0.2), rate=0.7),
-    "RandomChoice": lambda: L.RandomChoice([L.RandomInvert(), L.RandomBrightness(0.3)]),
-    "RandomOrder": lambda: L.RandomOrder([L.RandomRotation(0.2), L.RandomZoom(0.2)]),
+    "CenterCrop": dict(height=12, width=10),
+    "RandomCrop": dict(height=12, width=10),
+    "RandomResizedCrop": dict(height=12, width=10),
+    "RandomAffine": dict(rotation=0.1, translate_x=0.1, zoom_y=0.1, shear_x=0.1),
+    "RandomRotation": dict(factor=0.2),
+    "RandomTranslation": dict(height_factor=0.2, width_factor=0.2),
+    "RandomZoom": dict(height_factor=0.2),
+    "RandomShear": dict(x_factor=0.2, y_factor=0.2),
+    "RandomColorJitter": dict(value_range=(0, 255), brightness_factor=0.2, contrast_factor=0.2,
+                              saturation_factor=(0.3, 0.7), hue_factor=0.1),
+    "MixUp": dict(num_classes=K),
+    "CutMix": dict(num_classes=K),
+    "RandomMixing": dict(num_classes=K),
 }
-NOT_LAYERS = {"PuzzleMixModel"}  # a Model wrapper, not an augmentation layer
+# Layers made of layers: built fresh each time (a layer instance belongs to one composition).
+COMPOSITES = {
+    "Pipeline": lambda **kw: L.Pipeline([L.RandomResizedCrop(12, 10), L.RandomFlip(),
+                                         L.RandomAffine(rotation=0.1), L.RandomBrightness(0.3),
+                                         L.RandomCutout(0.3)], **kw),
+    "RandomApply": lambda **kw: L.RandomApply(L.RandomRotation(0.2), rate=0.7, **kw),
+    "RandomChoice": lambda **kw: L.RandomChoice([L.RandomInvert(), L.RandomBrightness(0.3)],
+                                                **kw),
+    "RandomOrder": lambda **kw: L.RandomOrder([L.RandomRotation(0.2), L.RandomZoom(0.2)], **kw),
+}
+# Exported names that are not augmentation layers, with where they are tested instead.
+NOT_LAYERS = {"PuzzleMixModel": "a training wrapper (keras.Model): tests/test_puzzlemix.py"}
 MIXING = {"MixUp", "CutMix", "RandomMixing"}
-CROPS = {"CenterCrop", "RandomCrop", "RandomResizedCrop", "Pipeline"}  # Pipeline: it holds one
+# Crops change the image size, so at inference they still crop, deterministically (as Keras'
+# crops do): output (height, width) of each.
+CROPS = {"CenterCrop": (12, 10), "RandomCrop": (12, 10), "RandomResizedCrop": (12, 10),
+         "Pipeline": (12, 10)}
+EXACT_CROPS = {"CenterCrop", "RandomCrop"}  # an exact centre slice at inference
 POLICIES = {"AutoAugment", "RandAugment", "TrivialAugmentWide", "AugMix"}
 
 
@@ -34,12 +47,7 @@ def layer_names() -> list[str]:
 
 
 def make_layer(name: str, **kwargs):
-    """A fresh instance of layer `name` (extra kwargs such as seed= go to the constructor)."""
-    if name in ARGS and not kwargs:
-        return ARGS[name]()
-    if name in ARGS:
-        layer = ARGS[name]()
-        config = layer.get_config()
-        config.pop("name", None)
-        return type(layer).from_config({**config, **kwargs})
-    return getattr(L, name)(**kwargs)
+    """A fresh instance of layer `name`; kwargs (seed=, p=, ...) go to its constructor."""
+    if name in COMPOSITES:
+        return COMPOSITES[name](**kwargs)
+    return getattr(L, name)(**{**ARGS.get(name, {}), **kwargs})

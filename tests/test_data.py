@@ -51,14 +51,14 @@ def test_few_shot_indices_are_what_few_shot_picks(digits):
     np.testing.assert_array_equal(images[chosen], subset_images)
     np.testing.assert_array_equal(labels[chosen], subset_labels)
     assert len(np.unique(chosen)) == 40
-    with pytest.raises(ValueError, match="per_class must be a positive integer, got 0"):
+    with pytest.raises(ValueError, match="per_class must be an integer >= 1, got 0"):
         few_shot_indices(labels, 0)
 
 
 def test_few_shot_too_many_per_class(digits):
     with pytest.raises(ValueError, match=r"per_class=500 but class \d has only \d+ examples"):
         few_shot(digits.train, per_class=500)
-    with pytest.raises(ValueError, match="per_class must be a positive integer"):
+    with pytest.raises(ValueError, match="per_class must be an integer >= 1"):
         few_shot(digits.train, per_class=0)
 
 
@@ -69,7 +69,7 @@ def test_pipeline_shapes_and_dtypes(digits):
     assert sum(int(b[0].shape[0]) for b in ds) == 30
     raw = make_pipeline(few_shot(digits.train, 3), batch_size=8, dtype=None, shuffle=False)
     assert next(iter(raw))[0].dtype == tf.uint8
-    with pytest.raises(ValueError, match="batch_size must be a positive integer"):
+    with pytest.raises(ValueError, match="batch_size must be an integer >= 1"):
         make_pipeline(digits.train, batch_size=0)
 
 

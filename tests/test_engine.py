@@ -212,26 +212,6 @@ def test_bad_structures():
         AddNoise()((x, x, x))
 
 
-def test_keras_file_round_trip_in_fresh_process(tmp_path):
-    model = keras.Sequential([keras.Input((6, 5, 3)), RandomFlip("vertical", p=0.3, seed=4),
-                              keras.layers.Flatten(), keras.layers.Dense(2)])
-    path = tmp_path / "m.keras"
-    model.save(path)
-    x = images()
-    np.save(tmp_path / "x.npy", x)
-    np.save(tmp_path / "y.npy", model.predict(x, verbose=0))
-    code = (
-        "import keras_aug.layers, keras, numpy as np\n"
-        f"m = keras.models.load_model(r'{path}')\n"
-        "layer = m.layers[0]\n"
-        "assert type(layer).__name__ == 'RandomFlip' and layer.mode == 'vertical'\n"
-        "assert layer.p == 0.3 and layer.seed == 4\n"
-        f"x = np.load(r'{tmp_path / 'x.npy'}'); y = np.load(r'{tmp_path / 'y.npy'}')\n"
-        "assert np.allclose(m.predict(x, verbose=0), y, atol=1e-5)\n"
-    )
-    subprocess.run([sys.executable, "-c", code], check=True)
-
-
 def test_fit_under_mirrored_strategy_on_two_logical_cpus():
     code = (
         "import tensorflow as tf\n"

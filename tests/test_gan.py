@@ -1,4 +1,6 @@
 """gan: DiffAugment, the models, SampleGenerator (untrained nets, fast), bad input."""
+import re
+
 import numpy as np
 import pytest
 import tensorflow as tf
@@ -138,7 +140,7 @@ def test_temperature_scales_the_noise(small_gan):
     np.testing.assert_allclose(first.astype(int), sampler.sample(1, labels=0, temperature=1e-6)[0][0].astype(int),
                                atol=1)
     for bad in (0, -1.0, True):
-        with pytest.raises(ValueError, match=f"temperature must be a positive noise scale.*got {bad!r}"):
+        with pytest.raises(ValueError, match=rf"temperature .*must be a number > 0, got {re.escape(repr(bad))}"):
             sampler.sample(2, temperature=bad)
 
 
@@ -181,9 +183,9 @@ def test_mix_with_classifier_keeps_the_most_confident_candidates(small_gan):
 
 def test_bad_mix_with_arguments(small_gan):
     sampler = SampleGenerator.from_gan(small_gan)
-    with pytest.raises(ValueError, match="real_repeats must be a positive integer, got 0"):
+    with pytest.raises(ValueError, match="real_repeats must be an integer >= 1, got 0"):
         sampler.mix_with(_real_set(), real_repeats=0)
-    with pytest.raises(ValueError, match="oversample must be a positive integer, got 1.5"):
+    with pytest.raises(ValueError, match="oversample must be an integer >= 1, got 1.5"):
         sampler.mix_with(_real_set(), oversample=1.5)
     with pytest.raises(TypeError, match="classifier must be a Keras model or callable, got str"):
         sampler.mix_with(_real_set(), classifier="cnn")
@@ -220,9 +222,9 @@ def test_export_and_reload_serve_the_same_images(small_gan, tmp_path):
 # bad input --------------------------------------------------------------------------------
 def test_bad_sample_arguments(small_gan):
     sampler = SampleGenerator.from_gan(small_gan)
-    with pytest.raises(ValueError, match="n must be a positive integer.*got 0"):
+    with pytest.raises(ValueError, match="n must be an integer >= 1.*got 0"):
         sampler.sample(0)
-    with pytest.raises(ValueError, match="n must be a positive integer.*got -3"):
+    with pytest.raises(ValueError, match="n must be an integer >= 1.*got -3"):
         sampler.sample(-3)
     with pytest.raises(ValueError, match="unknown label 7: the generator knows classes 0..2"):
         sampler.sample(2, labels=[1, 7])
@@ -230,7 +232,7 @@ def test_bad_sample_arguments(small_gan):
         sampler.sample(2, labels=-1)
     with pytest.raises(ValueError, match="labels must be one class id or 3 integer"):
         sampler.sample(3, labels=[0, 1])
-    with pytest.raises(ValueError, match="ratio must be the synthetic fraction in \\[0, 1\\), got 1.0"):
+    with pytest.raises(ValueError, match=r"ratio .*must be a number in \[0, 1\), got 1.0"):
         sampler.mix_with(tf.data.Dataset.from_tensor_slices((np.zeros([2, 16, 16, 1], np.uint8), [0, 1])), 1.0)
 
 
@@ -259,7 +261,7 @@ def test_train_gan_rejects_bad_input_before_training(tmp_path):
     with pytest.raises(ValueError, match="single class \\(label 2\\)"):
         train_gan(one_class, str(tmp_path / "a"), steps=2)
     data = (np.zeros([4, 16, 16, 1], np.uint8), np.array([0, 1, 0, 1]))
-    with pytest.raises(ValueError, match="steps must be a positive integer, got 0"):
+    with pytest.raises(ValueError, match="steps must be an integer >= 1, got 0"):
         train_gan(data, str(tmp_path / "b"), steps=0)
     with pytest.raises(TypeError, match="data must be an unbatched tf.data.Dataset"):
         train_gan("digits", str(tmp_path / "c"), steps=2)

@@ -166,6 +166,12 @@ def test_crop_and_resized_crop():
     box = tf.constant([[1.0, 2.0, 4.0, 5.0]] * 3)  # an integer box at its own size is a crop
     np.testing.assert_array_equal(g.resized_crop(x, box, 4, 5, "nearest").numpy(),
                                   x.numpy()[:, 1:5, 2:7])
+    # crop, then resize (torchvision's resized_crop): the box's edge rows repeat, never the
+    # image's rows outside it; the same under XLA
+    up = g.resized_crop(x, box, 9, 11).numpy()
+    np.testing.assert_allclose(up, tf.image.resize(x[:, 1:5, 2:7], (9, 11)).numpy(), atol=1e-4)
+    xla = tf.function(lambda a, b: g.resized_crop(a, b, 9, 11), jit_compile=True)
+    np.testing.assert_allclose(xla(x, box).numpy(), up, atol=1e-4)
 
 
 @pytest.mark.parametrize("kwargs, error, message", [

@@ -9,11 +9,11 @@ import tensorflow as tf
 import keras_aug.layers as L
 from keras_aug.core.base import _COMPILED
 from keras_aug.policies import Policy
-from layer_cases import CROPS, MIXING, POLICIES, layer_names, make_layer
+from layer_cases import CROPS, MIXING, POLICIES, K, layer_names, make_layer
 
 # integer-valued pixels: 8-bit posterize and solarize thresholds are exact identities on them
 IMAGES = tf.round(tf.random.stateless_uniform([4, 16, 16, 3], [1, 2], 0, 254))
-LABELS = tf.one_hot([0, 1, 2, 3], 4)
+LABELS = tf.one_hot([0, 1, 2, 3], K)
 
 
 def _call(layer, images=IMAGES):
@@ -192,7 +192,7 @@ def test_structural_limits_raise():
     with pytest.raises(ValueError, match="kernel_size"):
         blur.sigma = (0.1, 3.0)
     with pytest.raises(ValueError, match="magnitude_max"):
-        L.RandAugment(2, 9).magnitude = 11
+        L.RandAugment(2, 5, magnitude_max=6).magnitude = 7
 
 
 def test_preset_aliases_are_live():

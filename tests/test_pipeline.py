@@ -192,3 +192,53 @@ def test_composition_round_trips_through_config():
 def test_bad_composition_is_refused(make, error, match):
     with pytest.raises(error, match=match):
         make()
+
+
+def _square_scene(b=16, size=48):
+    """Images with one bright square each, and its xyxy box."""
+    rng = np.random.default_rng(0)
+    images = np.zeros((b, size, size, 3), np.float32)
+    boxes = np.zeros((b, 1, 4), np.float32)
+    for i in range(b):
+        s = int(rng.integers(8, 14))
+        y, x = (int(v) for v in rng.integers(12, size - 12 - s, 2))
+        images[i, y:y + s, x:x + s] = 255.0
+        boxes[i, 0] = (x, y, x + s, y + s)
+    return images, boxes
+
+
+@pytest.mark.parametrize("make", [
+    lambda: L.Pipeline([L.RandomResizedCrop(40, 40, scale=(0.6, 1.0), ratio=(0.9, 1.1)),
+                        L.RandomFlip("horizontal_and_vertical"),
+                        L.RandomAffine(rotation=0.1, shear_x=0.1, fill_mode="constant"),
+                        L.RandomBrightness(0.2), L.RandomCutout(0.2)],
+                       seed=0, bounding_box_format="xyxy"),
+    lambda: L.RandomChoice([L.RandomRotation(0.2, fill_mode="constant"),
+                            L.RandomZoom(0.2, fill_mode="constant")],
+                           seed=0, bounding_box_format="xyxy"),
+    lambda: L.RandomOrder([L.RandomFlip(), L.RandomBrightness(0.1)], seed=0,
+                          bounding_box_format="xyxy"),
+    lambda: L.RandomApply(L.RandomRotation(0.2, fill_mode="constant"), rate=0.5, seed=0,
+                          bounding_box_format="xyxy"),
+])
+def test_boxes_follow_the_composed_transform(make):
+    images, boxes = _square_scene()
+    layer = make()
+    out = layer({"images": images, "bounding_boxes": {"boxes": boxes,
+                                                       "labels": np.ones((16, 1), np.int32)}})
+    got = out["bounding_boxes"]["boxes"].numpy()[:, 0]
+    for i, image in enumerate(out["images"].numpy()):
+        ys, xs = np.nonzero(image.min(axis=-1) > 100)
+        if len(xs) == 0:
+            continue
+        x1, y1, x2, y2 = got[i]
+        # the box encloses the square's pixels (1 px slack for bilinear edges)
+        assert x1 - 1 <= xs.min() and xs.max() + 1 <= x2 + 1
+        assert y1 - 1 <= ys.min() and ys.max() + 1 <= y2 + 1
+
+
+def test_boxes_refused_by_a_member_are_refused_by_the_pipeline():
+    pipe = L.Pipeline([L.RandomFlip(), L.AugMix()], bounding_box_format="xyxy")
+    with pytest.raises(ValueError, match="AugMix"):
+        pipe({"images": _images().numpy(), "bounding_boxes": {"boxes": np.zeros((8, 1, 4), np.float32),
+                                                       "labels": np.zeros((8, 1), np.int32)}})

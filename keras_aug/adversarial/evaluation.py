@@ -17,6 +17,7 @@ from keras_aug.adversarial.attacks import (
     pgd,
 )
 from keras_aug.adversarial.outputs import resolve_from_logits
+from keras_aug.core.labels import class_ids
 from keras_aug.core.validation import check_choice, check_value_range
 
 _ATTACK_NAME = re.compile(r"^(fgsm|pgd)(?:-(\d+))?$")
@@ -52,10 +53,6 @@ def _batches(dataset, batch_size: int) -> list[tuple[np.ndarray, np.ndarray]]:
         return [(x[i:i + batch_size], y[i:i + batch_size]) for i in range(0, len(x), batch_size)]
     raise TypeError("dataset must be a tf.data.Dataset of (images, labels) or an (images, labels) "
                     f"pair of arrays, got {type(dataset).__name__}")
-
-
-def _class_ids(labels: np.ndarray) -> np.ndarray:
-    return labels.argmax(-1) if labels.ndim == 2 else labels.reshape(-1)
 
 
 def evaluate_robustness(
@@ -94,9 +91,16 @@ def evaluate_robustness(
         Rows `{"attack", "norm", "eps", "accuracy", "n"}`, the first one `attack="clean"`.
 
     Example:
-        >>> rows = evaluate_robustness(model, data.test, ["fgsm", "pgd-20"], eps=[12.75, 25.5],
+        >>> import keras
+        >>> from keras_aug.data import load_dataset
+        >>> model = keras.Sequential([keras.Input((32, 32, 1)), keras.layers.Flatten(),
+        ...                           keras.layers.Dense(10)])            # logits
+        >>> test = load_dataset("digits").test.take(64)
+        >>> rows = evaluate_robustness(model, test, ["fgsm", "pgd-20"], eps=[12.75, 25.5],
         ...                            from_logits=True)
-        >>> print(format_robustness_table(rows))
+        >>> [(row["attack"], row["eps"]) for row in rows]
+        [('clean', 0.0), ('fgsm', 12.75), ('fgsm', 25.5), ('pgd-20', 12.75), ('pgd-20', 25.5)]
+        >>> table = format_robustness_table(rows)
     """
     from_logits = resolve_from_logits(model, from_logits)
     value_range = check_value_range(value_range)
@@ -139,7 +143,7 @@ def evaluate_robustness(
         for x, y in batches:
             images = x if make_images is None else make_images(tf.constant(x), tf.constant(y))
             predicted = predict(tf.constant(images)).numpy()
-            correct += int((predicted == _class_ids(y)).sum())
+            correct += int((predicted == np.asarray(class_ids(y))).sum())
         return correct / n
 
     rows = [{"attack": "clean", "norm": "-", "eps": 0.0,
@@ -160,7 +164,19 @@ def evaluate_robustness(
 
 
 def format_robustness_table(rows: Sequence[dict], value_range=(0, 255)) -> str:
-    """A markdown table of `evaluate_robustness` rows (ε also shown as a fraction of the range)."""
+    """A markdown table of `evaluate_robustness` rows (ε also shown as a fraction of the range).
+
+    Args:
+        rows: dicts with `attack`, `norm`, `eps` and `accuracy`, as `evaluate_robustness` returns.
+        value_range: the images' range, for the ε / range column.
+
+    Example:
+        >>> rows = [{"attack": "pgd-20", "norm": "linf", "eps": 25.5, "accuracy": 0.613}]
+        >>> print(format_robustness_table(rows))
+        | attack | norm | ε | ε / range | accuracy |
+        |---|---|---|---|---|
+        | pgd-20 | linf | 25.5 | 0.100 | 0.613 |
+    """
     low, high = check_value_range(value_range)
     lines = ["| attack | norm | ε | ε / range | accuracy |", "|---|---|---|---|---|"]
     for row in rows:
@@ -184,7 +200,32 @@ def save_adversarial_examples(
     seed: int = 0,
 ) -> str:
     """PNG with three rows: clean images, their adversarial versions, and the perturbation
-    (mid-grey = 0, scaled to ±ε), each titled with the model's prediction. Returns the path."""
+    (mid-grey = 0, scaled to ±ε), each titled with the model's prediction. Returns the path.
+
+    Args:
+        model: the classifier attacked.
+        images: a batch of images in `value_range`.
+        labels: their integer (or one-hot) labels.
+        path: where the PNG is written.
+        eps: the attack budget, in `value_range` units.
+        attack: `"fgsm"` or `"pgd-K"` (K steps).
+        norm: `"linf"` or `"l2"`.
+        value_range: the images' range.
+        from_logits: whether the model outputs logits; `None` detects a final softmax.
+        class_names: names shown in the titles (default: the class ids).
+        seed: the attack's random start.
+
+    Example:
+        >>> import os, tempfile
+        >>> model = keras.Sequential([keras.Input((32, 32, 1)), keras.layers.Flatten(),
+        ...                           keras.layers.Dense(10)])
+        >>> images = np.random.default_rng(0).uniform(0, 255, (4, 32, 32, 1)).astype("float32")
+        >>> out = os.path.join(tempfile.mkdtemp(), "adversarial.png")
+        >>> path = save_adversarial_examples(model, images, np.arange(4), out, eps=8.0,
+        ...                                  attack="fgsm", from_logits=True)
+        >>> os.path.exists(path)
+        True
+    """
     from keras_aug.viz import save_image_grid
 
     from_logits = resolve_from_logits(model, from_logits)
@@ -207,7 +248,7 @@ def save_adversarial_examples(
 
     clean_pred = np.argmax(model(x, training=False), -1)
     adv_pred = np.argmax(model(x_adv, training=False), -1)
-    truth = _class_ids(y)
+    truth = np.asarray(class_ids(y))
     delta = (np.asarray(x_adv) - np.asarray(x)) / (2 * max(eps, 1e-12)) + 0.5
     n = len(truth)
     titles = ([f"clean: {name(p)} (true {name(t)})" for p, t in zip(clean_pred, truth)]

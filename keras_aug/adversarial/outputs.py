@@ -30,6 +30,15 @@ def resolve_from_logits(model, from_logits: bool | None) -> bool:
 
     Raises ValueError when neither tells, and when the statement contradicts the last layer
     (logits claimed after a softmax, or probabilities claimed after a linear layer).
+
+    Args:
+        model: a Keras classifier.
+        from_logits: the user's statement: True, False, or None to detect a final softmax.
+
+    Example:
+        >>> model = keras.Sequential([keras.Input((4,)), keras.layers.Dense(3, activation="softmax")])
+        >>> resolve_from_logits(model, None)
+        False
     """
     if from_logits is not None and not isinstance(from_logits, bool):
         raise TypeError(f"from_logits must be True, False or None, got {from_logits!r}")

@@ -15,7 +15,6 @@ off, BatchNorm statistics neither used from the batch nor updated), the update s
 """
 from __future__ import annotations
 
-import numbers
 import warnings
 
 import keras
@@ -34,7 +33,8 @@ from keras_aug.adversarial.attacks import (
     probabilities,
 )
 from keras_aug.adversarial.outputs import resolve_from_logits
-from keras_aug.core.validation import check_choice, check_value_range
+from keras_aug.core.labels import accuracy
+from keras_aug.core.validation import check_choice, check_number, check_value_range
 
 MODES = ("pgd", "fast_fgsm", "trades")
 _plain = tf.autograph.experimental.do_not_convert  # no tensor-dependent Python control flow here
@@ -70,11 +70,16 @@ class AdversarialTraining(keras.Model):
         seed: seed of the random starts.
 
     Example:
+        >>> import os, tempfile
+        >>> from keras_aug.data import few_shot, load_dataset, make_pipeline
+        >>> model = keras.Sequential([keras.Input((32, 32, 1)), keras.layers.Flatten(),
+        ...                           keras.layers.Dense(10)])            # logits
         >>> model.compile("adam", keras.losses.SparseCategoricalCrossentropy(from_logits=True),
-        ...               metrics=["accuracy"])
+        ...               metrics=["accuracy"], jit_compile=False)
         >>> adv = AdversarialTraining(model, mode="fast_fgsm", eps=25.5, from_logits=True)
-        >>> adv.fit(train_ds, epochs=10)
-        >>> adv.export("served")   # serves the plain model
+        >>> train_ds = make_pipeline(few_shot(load_dataset("digits").train, 2), batch_size=10)
+        >>> history = adv.fit(train_ds, epochs=1, verbose=0)   # trains `model`'s weights
+        >>> adv.export(os.path.join(tempfile.mkdtemp(), "served"), verbose=0)  # the plain model
     """
 
     def __init__(
@@ -113,20 +118,14 @@ class AdversarialTraining(keras.Model):
             self.step_size = float(step_size)
         else:
             self.step_size = check_step_size(step_size)
-        if (isinstance(ratio, bool) or not isinstance(ratio, numbers.Real)
-                or not 0.0 <= ratio < 1.0):
-            raise ValueError(f"ratio (the clean fraction of a batch) must be in [0, 1), got {ratio!r}")
+        check_number("ratio (the clean fraction of a batch)", ratio, 0, 1, high_open=True)
         if mode == "trades" and ratio != 0:
             raise ValueError("ratio applies to mode='pgd' or 'fast_fgsm'; TRADES always trains on "
                              f"clean and adversarial terms, weighted by beta. Got ratio={ratio!r}")
         self.ratio = float(ratio)
-        if isinstance(beta, bool) or not isinstance(beta, numbers.Real) or beta < 0:
-            raise ValueError(f"beta must be a non-negative number, got {beta!r}")
-        self.beta = float(beta)
-        if not isinstance(overfit_drop, numbers.Real) or not 0.0 < overfit_drop <= 1.0:
-            raise ValueError(f"overfit_drop must be in (0, 1], got {overfit_drop!r}")
+        self.beta = check_number("beta", beta, low=0)
         self.overfit_check = bool(overfit_check)
-        self.overfit_drop = float(overfit_drop)
+        self.overfit_drop = check_number("overfit_drop", overfit_drop, 0, 1, low_open=True)
         self.overfit_check_steps = check_steps(overfit_check_steps, "overfit_check_steps")
         self.from_logits = resolve_from_logits(model, from_logits)
         self.seed = seed
@@ -302,6 +301,24 @@ class CatastrophicOverfittingGuard(keras.callbacks.Callback):
     `pgd_check_accuracy`); if it falls more than `drop` below its best, it warns, restores the
     weights of the best check and stops training. `triggered` and `history` record what happened.
     Attach to an `AdversarialTraining` model (`fit` does it for mode="fast_fgsm").
+
+    Args:
+        images: the fixed batch of training images checked after every epoch.
+        labels: their labels (integer or one-hot).
+        steps: PGD steps of the check (5, as Wong et al.).
+        drop: fall in accuracy (absolute, 0..1) below the best check that counts as a collapse.
+
+    Example:
+        >>> from keras_aug.data import few_shot, load_dataset, make_pipeline
+        >>> model = keras.Sequential([keras.Input((32, 32, 1)), keras.layers.Flatten(),
+        ...                           keras.layers.Dense(10)])
+        >>> model.compile("adam", keras.losses.SparseCategoricalCrossentropy(from_logits=True),
+        ...               jit_compile=False)
+        >>> adv = AdversarialTraining(model, mode="fast_fgsm", eps=8.0, from_logits=True)
+        >>> train = make_pipeline(few_shot(load_dataset("digits").train, 2), batch_size=10)
+        >>> history = adv.fit(train, epochs=2, verbose=0)
+        >>> len(adv.overfit_guard.history)      # one PGD check per epoch
+        2
     """
 
     def __init__(self, images, labels, *, steps: int = 5, drop: float = 0.2):
@@ -325,8 +342,7 @@ class CatastrophicOverfittingGuard(keras.callbacks.Callback):
                 x_adv = pgd(adv.classifier, images, labels, adv.eps, steps=self.steps,
                             from_logits=adv.from_logits, value_range=adv.value_range,
                             norm=adv.norm, seed=adv.seed_generator)
-                predicted = tf.argmax(adv.classifier(x_adv, training=False), axis=-1)
-                return tf.reduce_mean(tf.cast(tf.equal(predicted, _class_ids(labels)), tf.float32))
+                return tf.reduce_mean(accuracy(labels, adv.classifier(x_adv, training=False)))
 
             self._robust_accuracy = robust_accuracy
         return float(self._robust_accuracy(self.images, self.labels))
@@ -351,12 +367,6 @@ class CatastrophicOverfittingGuard(keras.callbacks.Callback):
             )
             self.model.set_weights(self.best_weights)
             self.model.stop_training = True
-
-
-def _class_ids(labels):
-    if labels.shape.rank == 2:
-        return tf.argmax(labels, axis=-1)
-    return tf.cast(tf.reshape(labels, [-1]), tf.int64)
 
 
 __all__ = ["AdversarialTraining", "CatastrophicOverfittingGuard", "MODES"]

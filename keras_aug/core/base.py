@@ -2,7 +2,8 @@
 
 Subclasses implement `sample_params` (per-sample random parameters for the whole batch, drawn from
 a `Draws`) and `augment_images` (a pure batched op of images and parameters), and where they
-change them `augment_labels` / `augment_segmentation_masks`. The base class does the rest:
+change them `augment_labels` / `augment_segmentation_masks` / `augment_bounding_boxes`
+(boxes: see `keras_aug.core.boxes`). The base class does the rest:
 input formats, validation, dtype handling, the `p=` per-sample probability, seeding, XLA
 compilation, the training/inference switch and serialization.
 """
@@ -16,6 +17,13 @@ import numpy as np
 import tensorflow as tf
 from keras.src.backend.common import global_state
 
+from keras_aug.core.boxes import (
+    BOXES,
+    augment_bounding_boxes,
+    check_box_arguments,
+    check_layer_takes_boxes,
+    standardize_bounding_boxes,
+)
 from keras_aug.core.live import Live, check_strength, live_attributes
 from keras_aug.core.random import Draws, make_generator
 from keras_aug.core.validation import (
@@ -41,9 +49,16 @@ class AugmentationLayer(keras.layers.Layer):
         value_range: `(low, high)` range of the input values, `(0, 255)` by default as in Keras.
         seed: integer for a reproducible sequence of augmentations; `None` for fresh randomness
             (also distinct across tf.data service workers, which a fixed seed by definition is not).
+        bounding_box_format: format of `"bounding_boxes"` inputs, as Keras (`"xyxy"`, `"yxyx"`,
+            `"xywh"`, `"center_xywh"`, `"center_yxhw"`, `"rel_xyxy"`, `"rel_yxyx"`, `"rel_xywh"`,
+            `"rel_center_xywh"`); required by layers that move boxes when boxes are given.
+        min_visibility: a moved box keeps its label when at least this fraction of its area
+            stays inside the image (and its clipped area is > 0); else it gets label -1 and
+            coordinates 0. Default 0.0: Keras' rule (only boxes left with no area are dropped).
 
     Inputs: a batch `(B, H, W, C)` or one image `(H, W, C)`; a tuple `(images, labels)`; or a dict
-    with `"images"` and optionally `"labels"`, `"segmentation_masks"` (other keys pass through).
+    with `"images"` and optionally `"labels"`, `"segmentation_masks"`, `"bounding_boxes"`
+    (`{"boxes": (B, N, 4), "labels": (B, N)}`, see `keras_aug.core.boxes`; other keys pass through).
     The same structure comes back; the caller's dict is never modified. Float inputs keep their
     dtype; uint8 inputs are augmented in float32 and returned as uint8 (rounded, clipped).
 
@@ -56,6 +71,17 @@ class AugmentationLayer(keras.layers.Layer):
     only of augmentation layers) augments. Inside a model it augments only when the model is
     called with `training=True` (as `fit` does), so `predict`, `model(x)` and `model.export()`
     serve un-augmented outputs.
+
+    Example:
+        >>> class RandomDarken(AugmentationLayer):
+        ...     # Scale each image by a factor in [0.5, 1], drawn per image.
+        ...     def sample_params(self, batch_size, images, draws):
+        ...         return {"factor": draws.uniform([batch_size], 0.5, 1.0)}
+        ...     def augment_images(self, images, params):
+        ...         return images * params["factor"][:, None, None, None]
+        >>> out = RandomDarken(seed=0)(tf.fill([4, 8, 8, 3], 200.0))
+        >>> bool(tf.reduce_all(out <= 200.0)), out.shape
+        (True, TensorShape([4, 8, 8, 3]))
     """
 
     takes_labels = True  # make_pipeline passes (images, labels) to these layers
@@ -69,10 +95,13 @@ class AugmentationLayer(keras.layers.Layer):
     strength = Live(check_strength)
 
     def __init__(self, p: float = 1.0, value_range=(0, 255), seed: int | None = None,
-                 strength: float = 1.0, **kwargs):
+                 strength: float = 1.0, bounding_box_format: str | None = None,
+                 min_visibility: float = 0.0, **kwargs):
         super().__init__(**kwargs)
         self.p = p
         self.strength = strength
+        self.bounding_box_format, self.min_visibility = check_box_arguments(
+            bounding_box_format, min_visibility)
         self.value_range = check_value_range(value_range)
         if seed is not None and (isinstance(seed, bool) or not isinstance(seed, (int, np.integer))):
             raise TypeError(f"seed must be an integer or None, got {seed!r}")
@@ -129,7 +158,10 @@ class AugmentationLayer(keras.layers.Layer):
 
     def _freeze_settings(self) -> None:
         if "_frozen_settings" not in self.__dict__:
-            settable = set(live_attributes(type(self))) | {"name", "trainable", "dtype", "policy"}
+            # Live attributes and properties with setters (aliases, a policy) stay settable.
+            settable = set(live_attributes(type(self))) | {"name", "trainable", "dtype"} | {
+                name for name, value in vars_of(type(self)).items()
+                if isinstance(value, property) and value.fset is not None}
             self.__dict__["_frozen_settings"] = frozenset(set(self.get_config()) - settable)
 
     # ----------------------------------------------------------------- subclass hooks
@@ -147,6 +179,11 @@ class AugmentationLayer(keras.layers.Layer):
     def augment_segmentation_masks(self, masks: tf.Tensor, params: dict) -> tf.Tensor:
         return masks
 
+    def augment_bounding_boxes(self, boxes: tf.Tensor, params: dict, height, width) -> tf.Tensor:
+        """Absolute `xyxy` boxes (B, N, 4) on the input images (`height x width`) -> the same
+        boxes on the output images, unclipped (the engine clips and drops them afterwards)."""
+        raise ValueError(f"{type(self).__name__} cannot transform bounding boxes")
+
     # ----------------------------------------------------------------- engine
     def call(self, inputs, labels=None, training=None):
         if labels is not None:  # ds.map(layer) on (images, labels) elements passes two arguments
@@ -158,6 +195,8 @@ class AugmentationLayer(keras.layers.Layer):
         data, restore = _standardize(inputs)
         images = data[IMAGES]
         check_images(images, self.channels)
+        if BOXES in data:
+            check_layer_takes_boxes(self)
         self._check_values(images)
         if not isinstance(training, bool):  # a symbolic training flag
             out = tf.cond(
@@ -186,14 +225,15 @@ class AugmentationLayer(keras.layers.Layer):
         if fn is None:
             fn = tf.function(self._augment_batch, jit_compile=self.jit_compile, reduce_retracing=True)
             fns[rank] = fn
-        tensors = {k: v for k, v in data.items() if k in (IMAGES, LABELS, MASKS)}
+        tensors = {k: v for k, v in data.items() if k in (IMAGES, LABELS, MASKS, BOXES)}
         return {**data, **fn(tensors, key)}  # other keys pass through untouched
 
     def _augment_batch(self, data: dict, key: tf.Tensor) -> dict:
         images = data[IMAGES]
         single = images.shape.rank == 3
         if single:
-            data = {k: (v[None] if k in (IMAGES, LABELS, MASKS) else v) for k, v in data.items()}
+            data = {k: (_batch(v) if k in (IMAGES, LABELS, MASKS, BOXES) else v)
+                    for k, v in data.items()}
             images = data[IMAGES]
         dtype = images.dtype
         x = tf.cast(images, tf.float32)
@@ -202,15 +242,19 @@ class AugmentationLayer(keras.layers.Layer):
         params = self.sample_params(batch_size, x, draws)
         out = self._apply_all({**data, IMAGES: x}, params)
         y = out[IMAGES]
+        apply = None
         if self.applies_p:  # always drawn: p is read in-graph; XLA fuses the select
             apply = draws.bernoulli([batch_size], self.live_p())
             y = _select(apply, y, x)
             for k in (LABELS, MASKS):
                 if k in data:
                     out[k] = _select(apply, out[k], tf.cast(data[k], out[k].dtype))
+        if BOXES in data:
+            out[BOXES] = augment_bounding_boxes(self, data[BOXES], params, _hw(x), _hw(y), apply)
         out[IMAGES] = _restore_dtype(y, dtype, self.value_range)
         if single:
-            out = {k: (v[0] if k in (IMAGES, LABELS, MASKS) else v) for k, v in out.items()}
+            out = {k: (_unbatch(v) if k in (IMAGES, LABELS, MASKS, BOXES) else v)
+                   for k, v in out.items()}
         return out
 
     def _apply_all(self, data: dict, params: dict) -> dict:
@@ -267,8 +311,18 @@ class AugmentationLayer(keras.layers.Layer):
     def get_config(self) -> dict:
         config = super().get_config()
         config.update({"p": self.p, "value_range": self.value_range, "seed": self.seed,
-                       "strength": self.strength})
+                       "strength": self.strength,
+                       "bounding_box_format": self.bounding_box_format,
+                       "min_visibility": self.min_visibility})
         return config
+
+
+def vars_of(cls) -> dict:
+    """Class attributes of `cls` and its bases (the most derived wins)."""
+    found: dict = {}
+    for klass in reversed(cls.__mro__):
+        found.update(vars(klass))
+    return found
 
 
 def _standardize(inputs):
@@ -277,6 +331,8 @@ def _standardize(inputs):
         if IMAGES not in inputs:
             raise ValueError(f"A dict input needs an 'images' key, got keys {sorted(inputs)}")
         data = {k: _to_tensor(v) if k in (IMAGES, LABELS, MASKS) else v for k, v in inputs.items()}
+        if BOXES in data:
+            data[BOXES] = standardize_bounding_boxes(data[BOXES], data[IMAGES])
         return data, lambda out: out
     if isinstance(inputs, (tuple, list)):
         if len(inputs) != 2:
@@ -291,6 +347,20 @@ def _standardize(inputs):
 
 def _to_tensor(x):
     return x if isinstance(x, (tf.Tensor, tf.Variable)) else tf.convert_to_tensor(x)
+
+
+def _batch(value):
+    return tf.nest.map_structure(lambda t: t[None], value)
+
+
+def _unbatch(value):
+    return tf.nest.map_structure(lambda t: t[0], value)
+
+
+def _hw(images: tf.Tensor) -> tuple:
+    """(height, width): static ints when known, else scalar tensors."""
+    shape = tf.shape(images)
+    return tuple(images.shape[i] if images.shape[i] is not None else shape[i] for i in (1, 2))
 
 
 def _select(condition: tf.Tensor, a: tf.Tensor, b: tf.Tensor) -> tf.Tensor:

@@ -2,6 +2,7 @@
 what was expected."""
 from __future__ import annotations
 
+import math
 import numbers
 from typing import Sequence
 
@@ -13,6 +14,41 @@ FLOAT_DTYPES = (tf.float16, tf.bfloat16, tf.float32, tf.float64)
 def check_probability(name: str, value) -> float:
     if isinstance(value, bool) or not isinstance(value, numbers.Real) or not 0.0 <= value <= 1.0:
         raise ValueError(f"{name} must be a probability in [0, 1], got {value!r}")
+    return float(value)
+
+
+def check_integer(name: str, value, minimum: int = 1) -> int:
+    """An integer (numpy integers too, bools not) of at least `minimum`."""
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < minimum:
+        raise ValueError(f"{name} must be an integer >= {minimum}, got {value!r}")
+    return int(value)
+
+
+def check_number(
+    name: str,
+    value,
+    low: float | None = None,
+    high: float | None = None,
+    *,
+    low_open: bool = False,
+    high_open: bool = False,
+) -> float:
+    """A finite real number (bools not) within `low`..`high`; `*_open` excludes that bound."""
+    inside = isinstance(value, numbers.Real) and not isinstance(value, bool) and math.isfinite(value)
+    if inside and low is not None:
+        inside = value > low if low_open else value >= low
+    if inside and high is not None:
+        inside = value < high if high_open else value <= high
+    if not inside:
+        if low is not None and high is not None:
+            where = f"in {'(' if low_open else '['}{low:g}, {high:g}{')' if high_open else ']'}"
+        elif low is not None:
+            where = f"{'>' if low_open else '>='} {low:g}"
+        elif high is not None:
+            where = f"{'<' if high_open else '<='} {high:g}"
+        else:
+            where = "(finite)"
+        raise ValueError(f"{name} must be a number {where}, got {value!r}")
     return float(value)
 
 
@@ -57,6 +93,14 @@ def check_range(
     if (low is not None and pair[0] < low) or (high is not None and pair[1] > high):
         raise ValueError(f"{name} must lie within [{low}, {high}], got {value!r}")
     return (float(pair[0]), float(pair[1]))
+
+
+def check_positive_range(name: str, value, *, end: str = "min", **bounds) -> tuple[float, float]:
+    """`check_range` whose `end` ("min" or "max") must also be > 0 (a scale, ratio or size)."""
+    pair = check_range(name, value, **bounds)
+    if pair[0 if end == "min" else 1] <= 0:
+        raise ValueError(f"{name} must be a (min, max) range with {end} > 0, got {value!r}")
+    return pair
 
 
 def check_choice(name: str, value, choices: Sequence[str]) -> str:

@@ -15,7 +15,17 @@ NUM_CLASSES = 10
 
 
 def digits_arrays(size: int = 32, channels: int = 1) -> tuple[np.ndarray, np.ndarray]:
-    """All 1797 digits as uint8 images (N, size, size, channels) in 0..255 and int64 labels."""
+    """All 1797 digits as uint8 images (N, size, size, channels) in 0..255 and int64 labels.
+
+    Args:
+        size: image side; 8 keeps scikit-learn's originals, other sizes are bilinear upsampled.
+        channels: 1 (grey) or 3 (the grey value repeated).
+
+    Example:
+        >>> images, labels = digits_arrays(size=32, channels=1)
+        >>> images.shape, images.dtype, labels[:5].tolist()
+        ((1797, 32, 32, 1), dtype('uint8'), [0, 1, 2, 3, 4])
+    """
     from sklearn.datasets import load_digits
 
     bunch = load_digits()
@@ -36,7 +46,21 @@ class DigitsConfig(tfds.core.BuilderConfig):
 
 
 class Digits(tfds.core.GeneratorBasedBuilder):
-    """scikit-learn digits, upsampled: `digits/gray32` (default), `digits/rgb32`, `digits/gray8`."""
+    """scikit-learn digits as a TFDS builder: `digits/gray32` (default), `digits/rgb32`, `digits/gray8`.
+
+    Registered when `keras_aug.data` is imported, so `tfds.load("digits")` works offline. Splits:
+    `train` (the first 1000 images) and `test` (the last 797).
+
+    Args:
+        config: a builder config name, `"gray32"`, `"rgb32"` or `"gray8"`.
+        data_dir: where TFDS prepares the dataset (TFDS' default otherwise).
+
+    Example:
+        >>> import tensorflow_datasets as tfds
+        >>> builder = tfds.builder("digits/rgb32")
+        >>> builder.info.features["image"].shape
+        (32, 32, 3)
+    """
 
     VERSION = tfds.core.Version("1.0.0")
     BUILDER_CONFIGS = [

@@ -13,13 +13,29 @@ from pathlib import Path
 import numpy as np
 import tensorflow as tf
 
+from keras_aug.core.validation import check_integer
+
 IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp", ".gif", ".tif", ".tiff", ".webp")
 DEFAULT_DATA_DIR = os.path.join("~", ".cache", "kaug", "tensorflow_datasets")
 
 
 @dataclass
 class LabeledImages:
-    """A dataset's splits as tf.data of `(image, label)`, with what a model needs to know."""
+    """A dataset's splits as tf.data of `(image, label)`, with what a model needs to know.
+
+    `load_dataset` returns one; `.train` and `.test` are the usual splits.
+
+    Attributes:
+        splits: split name -> unbatched tf.data of `(uint8 image, int64 label)`.
+        num_classes: number of classes.
+        class_names: class names in label order (folder names for `folder:` datasets).
+        image_shape: `(height, width, channels)` of every image, when known.
+
+    Example:
+        >>> data = load_dataset("digits")
+        >>> data.num_classes, data.image_shape, sorted(data.splits)
+        (10, (32, 32, 1), ['test', 'train'])
+    """
 
     splits: dict[str, tf.data.Dataset]
     num_classes: int
@@ -170,6 +186,16 @@ def few_shot(ds: tf.data.Dataset, per_class: int, seed: int = 0) -> tf.data.Data
     """A stratified, deterministic subset: `per_class` examples of every class, chosen by `seed`.
 
     The result is ordered by class then by the position in `ds`; shuffle it in the pipeline.
+
+    Args:
+        ds: unbatched `(image, label)` dataset (small enough to hold in memory).
+        per_class: examples kept per class; every class must have that many.
+        seed: which examples are picked (the same seed picks the same ones).
+
+    Example:
+        >>> train = few_shot(load_dataset("digits").train, per_class=10, seed=0)
+        >>> int(train.cardinality())
+        100
     """
     images, labels = dataset_to_numpy(ds)
     chosen = few_shot_indices(labels, per_class, seed)
@@ -178,9 +204,20 @@ def few_shot(ds: tf.data.Dataset, per_class: int, seed: int = 0) -> tf.data.Data
 
 def few_shot_indices(labels: np.ndarray, per_class: int, seed: int = 0) -> np.ndarray:
     """The positions `few_shot` picks from a dataset with these labels (e.g. to hold out the rest
-    as a validation split)."""
-    if not isinstance(per_class, (int, np.integer)) or per_class < 1:
-        raise ValueError(f"per_class must be a positive integer, got {per_class!r}")
+    as a validation split).
+
+    Args:
+        labels: integer labels of the whole dataset, in order.
+        per_class: positions picked per class.
+        seed: the same seed as `few_shot`'s picks the same positions.
+
+    Example:
+        >>> labels = np.array([0, 1, 0, 1, 0, 1])
+        >>> picked = few_shot_indices(labels, per_class=2, seed=0)
+        >>> len(picked), sorted(labels[picked].tolist())
+        (4, [0, 0, 1, 1])
+    """
+    check_integer("per_class", per_class)
     labels = np.asarray(labels)
     rng = np.random.default_rng(seed)
     chosen = []
@@ -196,11 +233,20 @@ def few_shot_indices(labels: np.ndarray, per_class: int, seed: int = 0) -> np.nd
 
 
 def dataset_to_numpy(ds: tf.data.Dataset) -> tuple[np.ndarray, np.ndarray]:
-    """An unbatched `(image, label)` dataset as `(images, int64 labels)` arrays (small data)."""
+    """An unbatched `(image, label)` dataset as `(images, int64 labels)` arrays (small data).
+
+    Args:
+        ds: unbatched tf.data of `(image, label)`; it is iterated once.
+
+    Example:
+        >>> images, labels = dataset_to_numpy(few_shot(load_dataset("digits").train, 2))
+        >>> images.shape, labels.dtype
+        ((20, 32, 32, 1), dtype('int64'))
+    """
     images, labels = [], []
-    for image, label in ds.as_numpy_iterator():
+    for image, label in ds.batch(4096).as_numpy_iterator():  # per-element iteration is ~10x slower
         images.append(image)
         labels.append(label)
     if not images:
         raise ValueError("The dataset is empty.")
-    return np.stack(images), np.asarray(labels, np.int64)
+    return np.concatenate(images), np.concatenate(labels).astype(np.int64)

@@ -5,6 +5,8 @@ from typing import Callable
 
 import tensorflow as tf
 
+from keras_aug.core.validation import check_integer
+
 
 def make_pipeline(
     ds: tf.data.Dataset,
@@ -40,8 +42,7 @@ def make_pipeline(
         >>> train = make_pipeline(few_shot(load_dataset("digits").train, 10),
         ...                       augment=keras_aug.layers.RandomAffine(rotation=0.1))
     """
-    if not isinstance(batch_size, int) or batch_size < 1:
-        raise ValueError(f"batch_size must be a positive integer, got {batch_size!r}")
+    check_integer("batch_size", batch_size)
     if cache:
         ds = ds.cache()
     if shuffle:

@@ -5,7 +5,8 @@ Factor arguments follow Keras' layers of the same name, so a model can swap
 and its behaviour differ (RandomContrast samples only `[1, 1 + f]`, Solarization ignores the lower
 threshold bound, RandomPosterization never draws the upper bits), these layers do what the
 documentation says. The ops follow PIL's `ImageEnhance`/`ImageOps` (the reference behind
-AutoAugment/RandAugment); every parameter is drawn per sample.
+AutoAugment/RandAugment); every parameter is drawn per sample. Colour moves no pixels, so
+segmentation masks and bounding boxes come back unchanged.
 """
 from __future__ import annotations
 
@@ -15,6 +16,7 @@ import keras
 import tensorflow as tf
 
 from keras_aug.core import AugmentationLayer
+from keras_aug.core.boxes import KeepsBoxes
 from keras_aug.core.live import Live
 from keras_aug.core.validation import check_range
 from keras_aug.ops import color as ops
@@ -84,7 +86,7 @@ def _hue_delta(draws, batch_size, bounds):
 
 # ----------------------------------------------------------------------- enhance layers
 @keras.saving.register_keras_serializable(package="keras_aug")
-class RandomBrightness(AugmentationLayer):
+class RandomBrightness(KeepsBoxes, AugmentationLayer):
     """Scale brightness by `1 + delta`, delta drawn per sample from `factor` (PIL Brightness).
 
     Same `factor` argument as Keras' RandomBrightness, but multiplicative (as PIL, torchvision and
@@ -117,7 +119,7 @@ class RandomBrightness(AugmentationLayer):
 
 
 @keras.saving.register_keras_serializable(package="keras_aug")
-class RandomContrast(AugmentationLayer):
+class RandomContrast(KeepsBoxes, AugmentationLayer):
     """Blend each image with its mean grey by a per-sample factor (PIL Contrast).
 
     Unlike Keras (per-channel mean), the grey is the mean luma, as in PIL/torchvision, so colours
@@ -153,7 +155,7 @@ class RandomContrast(AugmentationLayer):
 
 
 @keras.saving.register_keras_serializable(package="keras_aug")
-class RandomSaturation(AugmentationLayer):
+class RandomSaturation(KeepsBoxes, AugmentationLayer):
     """Blend each RGB image with its grayscale by a per-sample factor (PIL Color).
 
     Keras' convention: `k` in [0, 1] becomes the PIL factor `k / (1 - k)`: 0 is grayscale, 0.5
@@ -187,7 +189,7 @@ class RandomSaturation(AugmentationLayer):
 
 
 @keras.saving.register_keras_serializable(package="keras_aug")
-class RandomHue(AugmentationLayer):
+class RandomHue(KeepsBoxes, AugmentationLayer):
     """Rotate the hue of each RGB image by a per-sample amount (exact HSV rotation).
 
     Keras' convention: a magnitude drawn from `factor` with a random sign, 1.0 = half a turn.
@@ -219,7 +221,7 @@ class RandomHue(AugmentationLayer):
 
 
 @keras.saving.register_keras_serializable(package="keras_aug")
-class RandomSharpness(AugmentationLayer):
+class RandomSharpness(KeepsBoxes, AugmentationLayer):
     """Blend with PIL's SMOOTH-filtered image by a per-sample factor (PIL Sharpness).
 
     Keras' convention: `k` in [0, 1] is the PIL factor `2k`: 0 smoothed, 0.5 identity, 1 sharper.
@@ -251,7 +253,7 @@ class RandomSharpness(AugmentationLayer):
 
 
 @keras.saving.register_keras_serializable(package="keras_aug")
-class RandomColorJitter(AugmentationLayer):
+class RandomColorJitter(KeepsBoxes, AugmentationLayer):
     """Brightness, contrast, saturation and hue with per-sample factors, fused in one pass.
 
     Order: fixed, brightness -> contrast -> saturation -> hue (Keras' order). The first three
@@ -338,7 +340,7 @@ class RandomColorJitter(AugmentationLayer):
 
 # ----------------------------------------------------------------------- point ops (ImageOps)
 @keras.saving.register_keras_serializable(package="keras_aug")
-class RandomGrayscale(AugmentationLayer):
+class RandomGrayscale(KeepsBoxes, AugmentationLayer):
     """Convert images to grayscale (kept as 3 channels) with probability `p` per sample.
 
     Keras' RandomGrayscale(factor=q) is `p=q` here.
@@ -362,7 +364,7 @@ class RandomGrayscale(AugmentationLayer):
 
 
 @keras.saving.register_keras_serializable(package="keras_aug")
-class RandomInvert(AugmentationLayer):
+class RandomInvert(KeepsBoxes, AugmentationLayer):
     """Invert images (`high + low - x`) with probability `p` per sample.
 
     Args:
@@ -382,7 +384,7 @@ class RandomInvert(AugmentationLayer):
 
 
 @keras.saving.register_keras_serializable(package="keras_aug")
-class RandomEqualize(AugmentationLayer):
+class RandomEqualize(KeepsBoxes, AugmentationLayer):
     """Histogram-equalize each channel of each image (PIL ImageOps.equalize) with probability `p`.
 
     Per sample, vectorized (one batched histogram); works in Functional/Sequential models and
@@ -401,7 +403,7 @@ class RandomEqualize(AugmentationLayer):
 
 
 @keras.saving.register_keras_serializable(package="keras_aug")
-class RandomAutoContrast(AugmentationLayer):
+class RandomAutoContrast(KeepsBoxes, AugmentationLayer):
     """Stretch each channel of each image to the full range (PIL ImageOps.autocontrast), with
     probability `p` per sample; identity when `training=False` (Keras' AutoContrast ignores it).
 
@@ -418,7 +420,7 @@ class RandomAutoContrast(AugmentationLayer):
 
 
 @keras.saving.register_keras_serializable(package="keras_aug")
-class RandomSolarize(AugmentationLayer):
+class RandomSolarize(KeepsBoxes, AugmentationLayer):
     """Add a per-sample amount, then invert pixels at or above a per-sample threshold.
 
     Keras' Solarization arguments, with both bounds honoured (Keras 3.15 draws the threshold
@@ -484,7 +486,7 @@ def _check_bits(name: str, factor) -> tuple[int, int]:
 
 
 @keras.saving.register_keras_serializable(package="keras_aug")
-class RandomPosterize(AugmentationLayer):
+class RandomPosterize(KeepsBoxes, AugmentationLayer):
     """Keep the top `bits` of each 8-bit level, bits drawn per sample (PIL ImageOps.posterize).
 
     Args:
@@ -515,7 +517,7 @@ class RandomPosterize(AugmentationLayer):
 
 
 @keras.saving.register_keras_serializable(package="keras_aug")
-class RandomGaussianBlur(AugmentationLayer):
+class RandomGaussianBlur(KeepsBoxes, AugmentationLayer):
     """Gaussian blur with a per-sample sigma (separable kernel, reflected borders).
 
     Keras' RandomGaussianBlur draws one sigma per batch and uses `factor` as a probability range;

@@ -2,7 +2,8 @@
 
 All three build their masks by comparing coordinate grids with per-sample boxes (see
 `keras_aug.ops.erase`), so a whole batch is erased in a few fused, XLA-compiled ops.
-Segmentation masks and labels pass through unchanged (erasing moves no pixels).
+Segmentation masks, labels and bounding boxes pass through unchanged (erasing moves no pixels);
+as in Keras, a box over an erased region is not shrunk or dropped.
 """
 from __future__ import annotations
 
@@ -12,8 +13,9 @@ import keras
 import tensorflow as tf
 
 from keras_aug.core import AugmentationLayer
+from keras_aug.core.boxes import KeepsBoxes
 from keras_aug.core.live import Live
-from keras_aug.core.validation import check_choice, check_range
+from keras_aug.core.validation import check_choice, check_positive_range, check_range
 from keras_aug.ops import erase as ops
 
 __all__ = ["RandomErasing", "RandomCutout", "GridMask"]
@@ -58,13 +60,6 @@ def _sample_fill(layer, draws, images, colour_shape) -> tf.Tensor:
     return _constant_fill(layer.fill_value, channels)
 
 
-def _check_erase_scale(name: str, value) -> tuple[float, float]:
-    bounds = check_range(name, value, low=0.0, high=1.0)
-    if bounds[1] <= 0:
-        raise ValueError(f"{name} must have a positive maximum, got {value!r}")
-    return bounds
-
-
 def _check_cutout_size(name: str, value) -> tuple[float, float]:
     if isinstance(value, numbers.Real) and not isinstance(value, bool):
         if not 0.0 <= value <= 1.0:
@@ -79,15 +74,8 @@ def _check_hole_ratio(name: str, value) -> float:
     return float(value)
 
 
-def _check_unit(name: str, value) -> tuple[float, float]:
-    bounds = check_range(name, value, low=0.0, high=1.0)
-    if bounds[0] <= 0:
-        raise ValueError(f"{name} must be a (min, max) range of positive fractions, got {value!r}")
-    return bounds
-
-
 @keras.saving.register_keras_serializable(package="keras_aug")
-class RandomErasing(AugmentationLayer):
+class RandomErasing(KeepsBoxes, AugmentationLayer):
     """Erase 1..N random boxes per image (Zhong et al. 2020), with timm's sampling.
 
     For each image a box count is drawn in `[min_boxes, max_boxes]`; each box gets a target area
@@ -113,7 +101,8 @@ class RandomErasing(AugmentationLayer):
         >>> erased = layer(tf.random.uniform([8, 64, 64, 3], 0, 255))
     """
 
-    scale = Live(lambda name, v: _check_erase_scale(name, v), identity=0.0)
+    scale = Live(lambda name, v: check_positive_range(name, v, end="max", low=0.0, high=1.0),
+                 identity=0.0)
     ratio = Live(lambda name, v: check_range(name, v, low=1e-6))
 
     def __init__(
@@ -176,7 +165,7 @@ class RandomErasing(AugmentationLayer):
 
 
 @keras.saving.register_keras_serializable(package="keras_aug")
-class RandomCutout(AugmentationLayer):
+class RandomCutout(KeepsBoxes, AugmentationLayer):
     """Cutout (DeVries & Taylor 2017): one square per image, centred anywhere, clipped at borders.
 
     Args:
@@ -225,7 +214,7 @@ class RandomCutout(AugmentationLayer):
 
 
 @keras.saving.register_keras_serializable(package="keras_aug")
-class GridMask(AugmentationLayer):
+class GridMask(KeepsBoxes, AugmentationLayer):
     """GridMask (Chen et al. 2020): erase a regular grid of square holes, shifted per image.
 
     Each image draws a grid period `unit` (fraction of the shorter side, from the `unit` range)
@@ -245,7 +234,7 @@ class GridMask(AugmentationLayer):
     """
 
     ratio = Live(_check_hole_ratio, identity=0.0)
-    unit = Live(_check_unit)
+    unit = Live(lambda name, v: check_positive_range(name, v, low=0.0, high=1.0))
 
     def __init__(self, ratio: float = 0.5, unit=(0.2, 0.5), fill_value=0.0, **kwargs):
         super().__init__(**kwargs)

@@ -7,7 +7,9 @@ means `(-f, f)`. Unlike Keras, an inverted `(max, min)` range is an error instea
 silently re-sorted, every sample draws its own parameters, and all affine parts of a layer are one
 3x3 matrix per sample and ONE resampling pass (`keras_aug.ops.geometry.warp`, XLA-compiled).
 Segmentation masks (B, H, W, 1) or (B, H, W) are warped with nearest interpolation and filled
-with 0 in `"constant"` mode.
+with 0 in `"constant"` mode. Bounding boxes (`bounding_box_format=`, see `keras_aug.core.boxes`)
+follow the same parameters: flips and crops exactly, warps by mapping the four corners with the
+image's matrix and taking the enclosing box (`keras_aug.ops.boxes`).
 """
 from __future__ import annotations
 
@@ -18,8 +20,15 @@ import tensorflow as tf
 
 from keras_aug.core import AugmentationLayer
 from keras_aug.core.base import IMAGES, MASKS, _restore_dtype, _standardize
+from keras_aug.core.boxes import BOXES, augment_bounding_boxes, check_layer_takes_boxes
 from keras_aug.core.live import Live
-from keras_aug.core.validation import check_choice, check_images, check_range
+from keras_aug.core.validation import (
+    check_choice,
+    check_images,
+    check_positive_range,
+    check_range,
+)
+from keras_aug.ops import boxes as box_ops
 from keras_aug.ops import geometry as ops
 
 __all__ = [
@@ -71,6 +80,11 @@ class RandomFlip(AugmentationLayer):
 
     augment_segmentation_masks = augment_images
 
+    def augment_bounding_boxes(self, boxes, params, height, width):
+        horizontal = params["horizontal"] if "horizontal" in self.mode else None
+        vertical = params["vertical"] if "vertical" in self.mode else None
+        return box_ops.flip_boxes(boxes, horizontal, vertical, height, width)
+
     # -- geometry protocol (keras_aug.layers.pipeline fuses these into one warp)
     geometric = True
     interpolates = False
@@ -118,6 +132,9 @@ class _WarpLayer(AugmentationLayer):
 
     def augment_segmentation_masks(self, masks, params):
         return _warp_masks(masks, params["matrix"], self.fill_mode)
+
+    def augment_bounding_boxes(self, boxes, params, height, width):
+        return box_ops.warp_boxes(boxes, params["matrix"])
 
     # -- geometry protocol (keras_aug.layers.pipeline fuses these into one warp)
     geometric = True
@@ -380,7 +397,7 @@ def _named(name: str, value, zoom: bool = False, **bounds):
     return check_range(name, value, symmetric=True, **bounds)
 
 
-def _check_unit(name: str, value) -> float:
+def _check_distortion(name: str, value) -> float:
     if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 <= value <= 1:
         raise ValueError(f"{name} must be a number in [0, 1], got {value!r}")
     return float(value)
@@ -407,7 +424,7 @@ class RandomPerspective(_WarpLayer):
         >>> out = layer(tf.random.uniform([8, 32, 32, 3], 0, 255))
     """
 
-    scale = Live(_check_unit, identity=0.0)
+    scale = Live(_check_distortion, identity=0.0)
 
     def __init__(self, scale: float = 0.5, interpolation="bilinear", fill_mode="constant",
                  fill_value=0.0, **kwargs):
@@ -447,6 +464,9 @@ class _CropLayer(AugmentationLayer):
     """
 
     applies_p = False  # samples left out by p get the default box (same size), not the input
+    # strength scales p: at 0 every sample gets the inference crop (a shrunken random range
+    # would not converge to it)
+    strength_scales_p = True
 
     def __init__(self, height: int, width: int, **kwargs):
         super().__init__(**kwargs)
@@ -471,6 +491,8 @@ class _CropLayer(AugmentationLayer):
             inputs = (inputs, labels)
         data, restore = _standardize(inputs)
         check_images(data[IMAGES], self.channels)  # also on the inference path
+        if BOXES in data:
+            check_layer_takes_boxes(self)
         self._check_image_size(data[IMAGES])
         if training is None:
             training = self._is_pipeline_call()
@@ -503,6 +525,13 @@ class _CropLayer(AugmentationLayer):
             masks = data[MASKS][None] if single else data[MASKS]
             masks = self._crop_masks(masks, boxes)
             out[MASKS] = masks[0] if single else masks
+        if BOXES in data:
+            value = data[BOXES]
+            if single:
+                value = {k: v[None] for k, v in value.items()}
+            value = augment_bounding_boxes(self, value, {"boxes": boxes}, (shape[1], shape[2]),
+                                           (self.height, self.width))
+            out[BOXES] = {k: v[0] for k, v in value.items()} if single else value
         return out
 
     def _crop_masks(self, masks, boxes):
@@ -519,6 +548,9 @@ class _CropLayer(AugmentationLayer):
 
     def augment_segmentation_masks(self, masks, params):
         return self._crop_masks(masks, params["boxes"])
+
+    def augment_bounding_boxes(self, boxes, params, height, width):
+        return self._crop_boxes(boxes, params["boxes"])
 
     # -- geometry protocol (keras_aug.layers.pipeline fuses these into one warp)
     geometric = True
@@ -540,7 +572,8 @@ class _CropLayer(AugmentationLayer):
             return keras.KerasTensor(shape, t.dtype)
 
         if isinstance(inputs, dict):
-            return {k: spec(v, k == IMAGES) for k, v in inputs.items()}
+            return {k: (keras.tree.map_structure(lambda t: spec(t, False), v) if k == BOXES
+                        else spec(v, k == IMAGES)) for k, v in inputs.items()}
         if isinstance(inputs, (tuple, list)):
             return (spec(inputs[0], True), spec(inputs[1], False))
         return spec(inputs, True)
@@ -578,6 +611,9 @@ class RandomCrop(_CropLayer):
     def _crop(self, images, boxes, interpolation):
         return ops.crop(images, boxes[:, 0], boxes[:, 1], self.height, self.width)
 
+    def _crop_boxes(self, boxes, crops):
+        return box_ops.crop_boxes(boxes, top=crops[:, 0], left=crops[:, 1])
+
     interpolates = False
 
     def geometry_matrix(self, params, height, width):
@@ -586,20 +622,6 @@ class RandomCrop(_CropLayer):
 
     def augment_images(self, images, params):
         return self._crop(images, params["boxes"], "bilinear")
-
-
-def _check_crop_scale(name: str, value) -> tuple[float, float]:
-    bounds = check_range(name, value, low=0.0, high=1.0)
-    if bounds[0] <= 0:
-        raise ValueError(f"{name} must be (min, max) within (0, 1] with min > 0, got {value!r}")
-    return bounds
-
-
-def _check_ratio(name: str, value) -> tuple[float, float]:
-    bounds = check_range(name, value)
-    if bounds[0] <= 0:
-        raise ValueError(f"{name} must be (min, max) with 0 < min <= max, got {value!r}")
-    return bounds
 
 
 @keras.saving.register_keras_serializable(package="keras_aug")
@@ -625,8 +647,8 @@ class RandomResizedCrop(_CropLayer):
     """
 
     attempts = 10
-    scale = Live(lambda name, v: _check_crop_scale(name, v), identity=1.0)
-    ratio = Live(lambda name, v: _check_ratio(name, v), identity=1.0)
+    scale = Live(lambda name, v: check_positive_range(name, v, low=0.0, high=1.0))
+    ratio = Live(check_positive_range)
 
     def __init__(self, height: int, width: int, scale=(0.08, 1.0), ratio=(3 / 4, 4 / 3),
                  interpolation: str = "bilinear", **kwargs):
@@ -677,6 +699,9 @@ class RandomResizedCrop(_CropLayer):
 
     def _crop(self, images, boxes, interpolation):
         return ops.resized_crop(images, boxes, self.height, self.width, interpolation)
+
+    def _crop_boxes(self, boxes, crops):
+        return box_ops.resized_crop_boxes(boxes, crops, self.height, self.width)
 
     interpolates = True
 

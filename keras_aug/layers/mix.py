@@ -19,7 +19,7 @@ import tensorflow as tf
 
 from keras_aug.core import IMAGES, LABELS, AugmentationLayer
 from keras_aug.core.live import Live
-from keras_aug.core.validation import check_probability
+from keras_aug.core.validation import check_integer, check_number, check_probability
 from keras_aug.ops import mix as ops
 from keras_aug.ops.erase import box_mask
 
@@ -55,6 +55,11 @@ class MixingLayer(AugmentationLayer):
     """
 
     mixes_labels = True  # `kaug preview` shows label weights for these layers
+    # As KerasAug (and Keras' CutMix): detection mixing (Mosaic, box-concatenating MixUp) is
+    # another augmentation with its own label rules.
+    refuses_boxes = (
+        "it mixes image-level labels; mixing for detection (boxes of both images, cut boxes) is "
+        "not implemented, so remove 'bounding_boxes' or use a geometric/colour layer")
     channels = None  # mixing works for any channel count
     label_smoothing = Live(_check_smoothing)
 
@@ -432,9 +437,16 @@ class PuzzleMixModel(keras.Model):
     one-hot with the model's output width.
 
     Example:
-        >>> trainer = keras_aug.layers.PuzzleMixModel(classifier)
+        >>> from keras_aug.data import few_shot, load_dataset, make_pipeline
+        >>> classifier = keras.Sequential([keras.Input((32, 32, 1)),
+        ...                                keras.layers.Conv2D(8, 3, activation="relu"),
+        ...                                keras.layers.GlobalAveragePooling2D(),
+        ...                                keras.layers.Dense(10)])                # logits
+        >>> trainer = keras_aug.layers.PuzzleMixModel(classifier, grid_sizes=(2, 4), seed=0)
         >>> trainer.compile("adam", keras.losses.CategoricalCrossentropy(from_logits=True))
-        >>> trainer.fit(train_ds, epochs=10)
+        >>> train_ds = make_pipeline(few_shot(load_dataset("digits").train, 2), batch_size=10)
+        >>> history = trainer.fit(train_ds, epochs=1, verbose=0)   # trains `classifier`
+        >>> logits = classifier.predict(tf.zeros([1, 32, 32, 1]), verbose=0)
     """
 
     mixes_labels = True
@@ -473,12 +485,9 @@ class PuzzleMixModel(keras.Model):
         self.grid_sizes = tuple(int(g) for g in sizes)
         for name, value in (("beta", beta), ("gamma", gamma), ("eta", eta),
                             ("transport_eps", transport_eps)):
-            if isinstance(value, bool) or not isinstance(value, numbers.Real) or value < 0:
-                raise ValueError(f"{name} must be a number >= 0, got {value!r}")
-        if isinstance(sweeps, bool) or not isinstance(sweeps, numbers.Integral) or sweeps < 0:
-            raise ValueError(f"sweeps must be an integer >= 0, got {sweeps!r}")
+            check_number(name, value, low=0)
         self.beta, self.gamma, self.eta = float(beta), float(gamma), float(eta)
-        self.sweeps, self.transport = int(sweeps), bool(transport)
+        self.sweeps, self.transport = check_integer("sweeps", sweeps, 0), bool(transport)
         self.transport_eps = float(transport_eps)
         self.value_range = check_value_range(value_range)
         if saliency_dtype not in SALIENCY_DTYPES:

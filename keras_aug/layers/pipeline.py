@@ -24,6 +24,7 @@ from keras_aug.core import IMAGES, LABELS, MASKS, AugmentationLayer
 from keras_aug.core.base import _select, _standardize
 from keras_aug.core.live import Live
 from keras_aug.core.validation import check_images, check_probability
+from keras_aug.ops import boxes as box_ops
 from keras_aug.ops import geometry as geometry_ops
 
 __all__ = ["Pipeline", "RandomApply", "RandomChoice", "RandomOrder"]
@@ -81,6 +82,16 @@ class _Composite(AugmentationLayer):
         self.layers = layers
         self.channels = _common_channels(layers)
         self.jit_compile = self.supports_jit = all(layer.jit_compile for layer in layers)
+
+    @property
+    def refuses_boxes(self) -> str | None:
+        reasons = [f"{type(layer).__name__}: {layer.refuses_boxes}" for layer in self.layers
+                   if getattr(layer, "refuses_boxes", None)]
+        return "; ".join(reasons) or None
+
+    @property
+    def boxes_unchanged(self) -> bool:
+        return all(getattr(layer, "boxes_unchanged", False) for layer in self.layers)
 
     def build(self, input_shape=None):
         for layer in self.layers:  # augmentation layers hold no weights
@@ -146,6 +157,25 @@ def _matrix(layer, params, height, width):
     return matrix
 
 
+def _layer_boxes(layer, boxes, params, height, width):
+    """One layer's box hook (absolute xyxy, unclipped), kept where its `p` left a sample out."""
+    if getattr(layer, "boxes_unchanged", False):
+        return boxes
+    moved = layer.augment_bounding_boxes(boxes, params, height, width)
+    if "_apply" in params:
+        moved = tf.where(params["_apply"][:, None, None], moved, boxes)
+    return moved
+
+
+def _run_matrix(layers, all_params, height, width):
+    """The composed output->input matrix of a geometric run, and its output size."""
+    matrices = []
+    for layer, params in zip(layers, all_params):
+        matrices.append(_matrix(layer, params, height, width))
+        height, width = layer.output_size(height, width)
+    return geometry_ops.compose(*matrices), (height, width)
+
+
 def _warp_settings(layers) -> tuple[str, str, float]:
     """The one interpolation / fill of a fused run; the layers must agree."""
     interpolations = {layer.interpolation for layer in layers if hasattr(layer, "interpolation")}
@@ -170,12 +200,7 @@ def _warp_run(layers, all_params, data: dict) -> dict:
             data = _apply_one(layer, data, params)
         return data
     interpolation, fill_mode, fill_value = _warp_settings(layers)
-    height, width = _static_size(data[IMAGES])
-    matrices = []
-    for layer, params in zip(layers, all_params):
-        matrices.append(_matrix(layer, params, height, width))
-        height, width = layer.output_size(height, width)
-    matrix = geometry_ops.compose(*matrices)
+    matrix, (height, width) = _run_matrix(layers, all_params, *_static_size(data[IMAGES]))
     out = dict(data)
     out[IMAGES] = geometry_ops.warp(data[IMAGES], matrix, interpolation, fill_mode, fill_value,
                                     output_size=(height, width))
@@ -249,6 +274,21 @@ class Pipeline(_Composite):
     @property
     def _crops(self) -> bool:
         return any(_is_crop(layer) for layer in self.layers)
+
+    def augment_bounding_boxes(self, boxes, params, height, width):
+        # A geometric run moves boxes with its one composed matrix, as it moves the pixels, and
+        # the engine clips once at the end (no clipping between layers).
+        all_params = params["layers"]
+        for run in self._runs:
+            layers = [self.layers[i] for i in run]
+            run_params = [all_params[i] for i in run]
+            if getattr(layers[0], "geometric", False):
+                matrix, (out_h, out_w) = _run_matrix(layers, run_params, height, width)
+                boxes = box_ops.warp_boxes(boxes, matrix)
+                height, width = out_h, out_w
+            else:
+                boxes = _layer_boxes(layers[0], boxes, run_params[0], height, width)
+        return boxes
 
     def sample_params(self, batch_size, images, draws):
         return {"layers": self._sample_all(batch_size, images, draws)}
@@ -354,6 +394,9 @@ class RandomApply(_Composite):
     def geometry_matrix(self, params, height, width):
         return _matrix(self.layer, self._inner_params(params), height, width)
 
+    def augment_bounding_boxes(self, boxes, params, height, width):
+        return _layer_boxes(self.layer, boxes, self._inner_params(params), height, width)
+
     def output_size(self, height, width):
         return height, width
 
@@ -415,6 +458,19 @@ class _PerSampleSelection(_Composite):
 
     def output_size(self, height, width):
         return height, width
+
+    def augment_bounding_boxes(self, boxes, params, height, width):
+        if self.geometric:
+            return box_ops.warp_boxes(boxes, self.geometry_matrix(params, height, width))
+        steps = params["steps"]
+        for j in range(steps.shape[1]):
+            result = boxes
+            for k, (layer, layer_params) in enumerate(zip(self.layers, params["layers"])):
+                picked = tf.equal(steps[:, j], k)
+                moved = _layer_boxes(layer, boxes, layer_params, height, width)
+                result = tf.where(picked[:, None, None], moved, result)
+            boxes = result
+        return boxes
 
     def _apply_all(self, data, params):
         if self.geometric and self.interpolates:

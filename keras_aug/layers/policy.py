@@ -16,7 +16,8 @@ from keras_aug.core import AugmentationLayer
 from keras_aug.core.live import Live
 from keras_aug.core.validation import check_choice
 from keras_aug.ops.geometry import INTERPOLATIONS
-from keras_aug.policies.fused import apply_op_sequence
+from keras_aug.ops.boxes import warp_boxes
+from keras_aug.policies.fused import apply_op_sequence, op_sequence_matrix
 from keras_aug.policies.policy import resolve_policy
 from keras_aug.policies.registry import (
     OPS,
@@ -75,10 +76,13 @@ class _FusedPolicy(AugmentationLayer):
             params["cutout_center"] = draws.uniform(list(shape) + [2])
         return params
 
+    def _magnitude(self, params) -> tf.Tensor:
+        """The magnitudes the ops run at: the sampled ones scaled by the live `strength`."""
+        return params["magnitude"] * self.live("strength")
+
     def _apply(self, images, params, op_names=None):
-        magnitude = params["magnitude"] * self.live("strength")
         return apply_op_sequence(
-            images, params["ops"], magnitude, params["sign"],
+            images, params["ops"], self._magnitude(params), params["sign"],
             op_names=op_names or self.op_names, space=self.space, value_range=self.value_range,
             interpolation=self.interpolation, fill_value=self._fill,
             cutout_centers=params.get("cutout_center"), xla=self.jit_compile,
@@ -86,6 +90,13 @@ class _FusedPolicy(AugmentationLayer):
 
     def augment_images(self, images, params):
         return self._apply(images, params)
+
+    def augment_bounding_boxes(self, boxes, params, height, width):
+        # The same per-sample matrix the fused warp uses; colour ops and Cutout move no boxes.
+        matrix = op_sequence_matrix(params["ops"], self._magnitude(params), params["sign"],
+                                    op_names=self.op_names, space=self.space, height=height,
+                                    width=width)
+        return warp_boxes(boxes, matrix)
 
     def get_config(self):
         return {**super().get_config(), "interpolation": self.interpolation,
@@ -328,6 +339,11 @@ class AugMix(_FusedPolicy):
         >>> layer = keras_aug.layers.AugMix(severity=3, width=3, depth=-1, alpha=1.0, seed=0)
         >>> out = layer(tf.random.uniform([8, 32, 32, 3], 0, 255))
     """
+
+    refuses_boxes = (
+        "it blends several differently warped copies of each image, so an object appears at "
+        "several places and no single box is right; use RandAugment, TrivialAugmentWide or "
+        "AutoAugment for detection")
 
     severity = _live_number(1, 10, integer=True)
     alpha = _live_number(1e-3)

@@ -114,9 +114,7 @@ def apply_op_sequence(
         active = ~is_geom[:, k] & ((k < last_geom) | colour_only)
         x = _color_slot(x, k, active, ctx)
     if geometric:
-        matrices = _slot_matrix(0, ctx)
-        for k in range(1, num_slots):
-            matrices = tf.matmul(matrices, _slot_matrix(k, ctx))
+        matrices = _sequence_matrix(ctx, num_slots)
 
         def warp(x, m=matrices):  # an identity matrix reproduces an image exactly
             return geometry_ops.warp(x, m, interpolation=interpolation,
@@ -131,6 +129,39 @@ def apply_op_sequence(
             active = ~is_geom[:, k] & (after | (colour_only & (k == last)))
             x = _color_slot(x, k, active, ctx)
     return x
+
+
+@tf.autograph.experimental.do_not_convert
+def op_sequence_matrix(
+    ops: tf.Tensor,
+    magnitudes: tf.Tensor,
+    signs: tf.Tensor,
+    *,
+    op_names,
+    height,
+    width,
+    space: str = "standard",
+) -> tf.Tensor:
+    """The (B, 3, 3) output->input matrix `apply_op_sequence` warps each image with: all its
+    geometric ops composed in slot order (the identity for an image without one).
+
+    Boxes and other geometry follow the policy through it (`keras_aug.ops.boxes.warp_boxes`).
+
+    Args:
+        ops, magnitudes, signs, op_names, space: as `apply_op_sequence`.
+        height, width: the images' size (Python ints where known, else scalar tensors).
+
+    Example:
+        >>> m = op_sequence_matrix(params["ops"], params["magnitude"], params["sign"],
+        ...                        op_names=("Identity", "Rotate"), height=32, width=32)
+    """
+    names = tuple(op_names)
+    ops = tf.cast(ops, tf.int32)
+    if not any(OPS[n].kind == GEOMETRY for n in names):
+        return geometry_ops.identity_matrix(tf.shape(ops)[0])
+    ctx = _Context(names, ops, tf.cast(magnitudes, tf.float32), tf.cast(signs, tf.float32), space,
+                   (0.0, 255.0), height, width, 0.0, None, False)  # geometry ignores the range
+    return _sequence_matrix(ctx, ops.shape[1])
 
 
 class _Context:
@@ -293,6 +324,14 @@ def _color_slot(x: tf.Tensor, k: int, active: tf.Tensor, ctx: _Context) -> tf.Te
             fn = getattr(color_ops, _PARAMETERLESS[name])
             costly.append((c, lambda s, fn=fn: fn(s, vr), ()))
     return _apply_to_chosen(x, costly, xla=ctx.xla) if costly else x
+
+
+def _sequence_matrix(ctx: _Context, num_slots: int) -> tf.Tensor:
+    """Slot 1's matrix @ slot 2's @ ...: output->input, so slot 1 is applied first."""
+    matrices = _slot_matrix(0, ctx)
+    for k in range(1, num_slots):
+        matrices = tf.matmul(matrices, _slot_matrix(k, ctx))
+    return matrices
 
 
 def _slot_matrix(k: int, ctx: _Context) -> tf.Tensor:

@@ -4,6 +4,9 @@ from __future__ import annotations
 import keras
 import tensorflow as tf
 
+from keras_aug.core.labels import one_hot
+from keras_aug.core.validation import check_integer, check_number
+
 
 @keras.saving.register_keras_serializable(package="keras_aug")
 class JSDConsistencyLoss(keras.losses.Loss):
@@ -22,22 +25,23 @@ class JSDConsistencyLoss(keras.losses.Loss):
         from_logits: whether `y_pred` are logits (True) or probabilities.
 
     Example:
-        >>> views = keras_aug.policies.AugMixViews(keras_aug.layers.AugMix(seed=0))
-        >>> ds = make_pipeline(train, augment=views, batch_size=32)
+        >>> from keras_aug.data import few_shot, load_dataset, make_pipeline
+        >>> views = keras_aug.policies.AugMixViews(keras_aug.layers.AugMix(seed=0, jit_compile=False))
+        >>> train = few_shot(load_dataset("digits/rgb32").train, 2)
+        >>> ds = make_pipeline(train, augment=views, batch_size=8)
+        >>> model = keras.Sequential([keras.Input((32, 32, 3)), keras.layers.Flatten(),
+        ...                           keras.layers.Dense(10)])
         >>> model.compile("adam", loss=keras_aug.policies.JSDConsistencyLoss())
+        >>> history = model.fit(ds, epochs=1, verbose=0)
     """
 
     def __init__(self, num_splits: int = 3, alpha: float = 12.0, label_smoothing: float = 0.1,
                  from_logits: bool = True, name: str = "jsd_consistency", **kwargs):
         super().__init__(name=name, **kwargs)
-        if isinstance(num_splits, bool) or not isinstance(num_splits, int) or num_splits < 2:
-            raise ValueError(f"num_splits must be an integer >= 2, got {num_splits!r}")
-        if not 0.0 <= float(alpha):
-            raise ValueError(f"alpha must be >= 0, got {alpha!r}")
-        if not 0.0 <= float(label_smoothing) < 1.0:
-            raise ValueError(f"label_smoothing must be in [0, 1), got {label_smoothing!r}")
-        self.num_splits, self.alpha = num_splits, float(alpha)
-        self.label_smoothing, self.from_logits = float(label_smoothing), bool(from_logits)
+        self.num_splits = check_integer("num_splits", num_splits, 2)
+        self.alpha = check_number("alpha", alpha, low=0)
+        self.label_smoothing = check_number("label_smoothing", label_smoothing, 0, 1, high_open=True)
+        self.from_logits = bool(from_logits)
 
     def call(self, y_true, y_pred):
         y_pred = tf.convert_to_tensor(y_pred)
@@ -45,12 +49,8 @@ class JSDConsistencyLoss(keras.losses.Loss):
         n = tf.shape(y_pred)[0] // self.num_splits
         splits = [y_pred[i * n:(i + 1) * n] for i in range(self.num_splits)]
         labels = y_true[:n]
-        if labels.shape.rank == y_pred.shape.rank:
-            one_hot = tf.cast(labels, tf.float32)
-        else:
-            one_hot = tf.one_hot(tf.cast(tf.reshape(labels, [-1]), tf.int32), num_classes)
         ce = keras.losses.categorical_crossentropy(
-            one_hot, splits[0], from_logits=self.from_logits,
+            one_hot(labels, num_classes), splits[0], from_logits=self.from_logits,
             label_smoothing=self.label_smoothing)
         probs = [tf.nn.softmax(s) if self.from_logits else tf.cast(s, tf.float32) for s in splits]
         log_mixture = tf.math.log(tf.clip_by_value(tf.add_n(probs) / len(probs), 1e-7, 1.0))
@@ -71,14 +71,18 @@ class AugMixViews:
         augment: the augmentation giving each extra view (an `AugMix` layer; each call draws
             fresh per-sample chains).
         num_views: augmented views per clean batch (2, as in the paper).
+
+    Example:
+        >>> views = AugMixViews(keras_aug.layers.AugMix(seed=0, jit_compile=False))
+        >>> images, labels = views(tf.random.uniform([4, 32, 32, 3], 0, 255), tf.range(4))
+        >>> images.shape, labels.shape
+        (TensorShape([12, 32, 32, 3]), TensorShape([12]))
     """
 
     takes_labels = True
 
     def __init__(self, augment, num_views: int = 2):
-        if isinstance(num_views, bool) or not isinstance(num_views, int) or num_views < 1:
-            raise ValueError(f"num_views must be a positive integer, got {num_views!r}")
-        self.augment, self.num_views = augment, num_views
+        self.augment, self.num_views = augment, check_integer("num_views", num_views)
 
     def __call__(self, images, labels=None):
         if labels is None:

@@ -17,6 +17,7 @@ import numbers
 import os
 from dataclasses import dataclass
 
+from keras_aug.core.validation import check_integer
 from keras_aug.policies.registry import OPS, SPACES
 from keras_aug.policies.tables import AUTOAUGMENT_BINS, AUTOAUGMENT_TABLES
 
@@ -25,7 +26,17 @@ FORMAT_VERSION = 1
 
 @dataclass(frozen=True)
 class PolicyOp:
-    """One step of a sub-policy: apply `op` with probability `p` at level `magnitude`."""
+    """One step of a sub-policy: apply `op` with probability `p` at level `magnitude`.
+
+    Attributes:
+        op: a registry op name (`keras_aug.policies.OPS`).
+        p: probability in [0, 1] that the step applies.
+        magnitude: level in `[0, magnitude_bins - 1]` of the policy; `None` for ops without one.
+
+    Example:
+        >>> PolicyOp("Rotate", p=0.7, magnitude=2)
+        PolicyOp(op='Rotate', p=0.7, magnitude=2)
+    """
 
     op: str
     p: float
@@ -34,7 +45,25 @@ class PolicyOp:
 
 @dataclass(frozen=True)
 class Policy:
-    """An AutoAugment-style policy: each image draws one sub-policy and applies its steps in order."""
+    """An AutoAugment-style policy: each image draws one sub-policy and applies its steps in order.
+
+    Policies are data: `to_dict`/`from_dict`, `to_json`/`from_json`, `save`/`load` round-trip
+    the JSON form `{"kaug_policy": 1, "magnitude_bins": 10, "space": "standard",
+    "sub_policies": [[{"op": ..., "p": ..., "magnitude": ...}, ...], ...]}`; invalid entries raise
+    `ValueError` naming the source and the entry. `AutoAugment(policy=...)` runs one.
+
+    Attributes:
+        sub_policies: tuples of `PolicyOp` steps.
+        magnitude_bins: number of magnitude levels (10 in the AutoAugment paper).
+        space: `"standard"` or `"wide"` (TrivialAugmentWide's larger ranges).
+        name: label used in messages.
+
+    Example:
+        >>> policy = Policy(((PolicyOp("Invert", 0.1), PolicyOp("Rotate", 0.7, 2)),))
+        >>> Policy.from_json(policy.to_json()) == policy
+        True
+        >>> layer = keras_aug.layers.AutoAugment(policy, seed=0, jit_compile=False)
+    """
 
     sub_policies: tuple[tuple[PolicyOp, ...], ...]
     magnitude_bins: int = AUTOAUGMENT_BINS
@@ -128,7 +157,16 @@ class Policy:
 
 
 def builtin_policy(name: str) -> Policy:
-    """One of the published AutoAugment policies: "imagenet", "cifar10" or "svhn"."""
+    """One of the published AutoAugment policies: "imagenet", "cifar10" or "svhn".
+
+    Args:
+        name: the policy's name; the tables are the paper's (the same entries as torchvision's).
+
+    Example:
+        >>> policy = builtin_policy("svhn")
+        >>> len(policy.sub_policies), policy.sub_policies[0][0]
+        (25, PolicyOp(op='ShearX', p=0.9, magnitude=4))
+    """
     if name not in AUTOAUGMENT_TABLES:
         raise ValueError(
             f"policy must be one of {sorted(AUTOAUGMENT_TABLES)} or a path to a policy JSON file, "
@@ -138,7 +176,16 @@ def builtin_policy(name: str) -> Policy:
 
 
 def resolve_policy(policy) -> Policy:
-    """A built-in name, a JSON file path, a dict or a Policy -> a validated Policy."""
+    """A built-in name, a JSON file path, a dict or a Policy -> a validated Policy.
+
+    Args:
+        policy: `"imagenet"`, `"cifar10"`, `"svhn"`, a path to a policy JSON file, the dict form
+            of `Policy.to_dict()`, or a `Policy` (returned as is).
+
+    Example:
+        >>> resolve_policy("cifar10").name
+        'autoaugment-cifar10'
+    """
     if isinstance(policy, Policy):
         return policy
     if isinstance(policy, dict):
@@ -174,9 +221,7 @@ def _is_number(x) -> bool:
 
 
 def _validate(policy: Policy, source: str) -> None:
-    bins = policy.magnitude_bins
-    if isinstance(bins, bool) or not isinstance(bins, int) or bins < 2:
-        raise ValueError(f"{source}: magnitude_bins must be an integer >= 2, got {bins!r}")
+    bins = check_integer(f"{source}: magnitude_bins", policy.magnitude_bins, 2)
     if policy.space not in SPACES:
         raise ValueError(f"{source}: space must be one of {list(SPACES)}, got {policy.space!r}")
     if not policy.sub_policies:

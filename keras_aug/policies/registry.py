@@ -36,7 +36,21 @@ SPACES = ("standard", "wide")
 @dataclass(frozen=True)
 class OpSpec:
     """One registry entry: the op's kind (how the fused executor applies it), whether its
-    magnitude is signed, and its parameter at magnitude 1 per augmentation space."""
+    magnitude is signed, and its parameter at magnitude 1 per augmentation space.
+
+    Attributes:
+        name: the op's name, the key in `OPS`.
+        kind: how the fused executor applies it (identity, geometry, colour or a costly op).
+        signed: whether the parameter is negated with probability 1/2.
+        standard: parameter at magnitude 1 in the standard space (`None`: no magnitude).
+        wide: parameter at magnitude 1 in TrivialAugmentWide's space.
+
+    Example:
+        >>> OPS["Rotate"]
+        OpSpec(name='Rotate', kind='geometry', signed=True, standard=30.0, wide=135.0)
+        >>> OPS["Rotate"].maximum("wide")
+        135.0
+    """
 
     name: str
     kind: str
@@ -115,9 +129,24 @@ def op_parameter(
 ) -> tf.Tensor | None:
     """The parameter of op `name` for normalized magnitudes `magnitude` in [0, 1] (shape (B,)).
 
-    `sign` (+1/-1, shape (B,)) negates signed ops. Returns degrees (Rotate), shear factor, pixels
-    (Translate*, Cutout side), enhance factor, int32 bits (Posterize), threshold (Solarize, in
-    value_range units), addition (SolarizeAdd, value_range units), or None for parameterless ops.
+    The one place where levels become parameters (torchvision's ranges). Returns degrees
+    (Rotate), shear factor, pixels (Translate*, Cutout side), enhance factor, int32 bits
+    (Posterize), threshold (Solarize, in value_range units), addition (SolarizeAdd, value_range
+    units), or None for parameterless ops.
+
+    Args:
+        name: a registry op name.
+        magnitude: normalized magnitudes in [0, 1], shape (B,).
+        sign: +1/-1 per sample, shape (B,); negates signed ops.
+        space: `"standard"` or `"wide"`.
+        height, width: image size, for the ops measured in pixels.
+        value_range: the images' range, for Solarize and SolarizeAdd.
+
+    Example:
+        >>> op_parameter("Rotate", tf.constant([0.0, 1.0]), tf.constant([1.0, -1.0])).numpy()
+        array([  0., -30.], dtype=float32)
+        >>> op_parameter("Posterize", tf.constant([0.0, 1.0]), tf.constant([1.0, 1.0])).numpy()
+        array([8, 4], dtype=int32)
     """
     spec = OPS[name]
     if not spec.has_magnitude:

@@ -44,6 +44,13 @@ def parse_rand_spec(spec: str) -> dict:
 
     "rand-m9-n2-mstd0.5-mmax10-inc1": m magnitude (0-10), n ops, mstd magnitude noise, mmax clip.
     `inc` is accepted for compatibility; magnitudes here always increase strength (timm's inc1).
+
+    Args:
+        spec: the string, starting with `"rand"`.
+
+    Example:
+        >>> parse_rand_spec("rand-m9-n2-mstd0.5")
+        {'magnitude': 9.0, 'num_ops': 2, 'magnitude_std': 0.5}
     """
     if not isinstance(spec, str) or not spec.startswith("rand"):
         raise ValueError(f"a RandAugment spec must start with 'rand', got {spec!r}")
@@ -60,7 +67,15 @@ def parse_rand_spec(spec: str) -> dict:
 
 def parse_augmix_spec(spec: str) -> dict:
     """timm's AugMix string -> AugMix keyword arguments: "augmix-m3-w3-d-1-a1" (severity m,
-    width w, depth d with -1 = random 1-3, alpha a)."""
+    width w, depth d with -1 = random 1-3, alpha a).
+
+    Args:
+        spec: the string, starting with `"augmix"`.
+
+    Example:
+        >>> parse_augmix_spec("augmix-m3-w3-d-1-a1")
+        {'severity': 3, 'width': 3, 'depth': -1, 'alpha': 1.0}
+    """
     if not isinstance(spec, str) or not spec.startswith("augmix"):
         raise ValueError(f"an AugMix spec must start with 'augmix', got {spec!r}")
     args = _parse_pairs(spec, "augmix", _AUGMIX_KEYS)
@@ -78,6 +93,15 @@ def from_spec(spec: str, **kwargs):
     Examples: "rand-m9-n2-mstd0.5" -> RandAugment, "trivialaugment" -> TrivialAugmentWide,
     "autoaugment-cifar10" (also -imagenet, -svhn; plain "autoaugment" = imagenet) -> AutoAugment,
     "augmix-m3-w3-d-1" -> AugMix, "my_policy.json" -> AutoAugment(policy=that file).
+
+    Args:
+        spec: the spec string or JSON path (what `kaug preview --policy` takes).
+        **kwargs: passed to the layer, e.g. `seed=0`, `jit_compile=False`.
+
+    Example:
+        >>> type(from_spec("rand-m9-n2-mstd0.5")).__name__, type(from_spec("trivialaugment")).__name__
+        ('RandAugment', 'TrivialAugmentWide')
+        >>> layer = from_spec("autoaugment-svhn", seed=0)
     """
     from keras_aug.layers import policy as layers
 

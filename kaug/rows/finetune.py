@@ -8,9 +8,8 @@ picked on the training loss (the test split is used only for the final accuracy)
 """
 from __future__ import annotations
 
-import tensorflow as tf
 
-from keras_aug.demo import DemoConfig, DemoData, DemoRow
+from kaug.demo import DemoConfig, DemoData, DemoRow
 
 ROW_NAME = "fine-tuned from a pretrained backbone (DigitsCNN04, pretrained on train-split digits 0-4)"
 

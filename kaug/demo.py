@@ -1,12 +1,11 @@
 """`kaug demo`: the low-data story on the embedded digits, one table row per technique.
 
 A small CNN learns from 10 images per class (100 images) and is tested on the 797 held-out
-digits, 3 seeds per row. Rows come from `demo_rows()` functions in the modules named in
-`ROW_MODULES`, so `gan` and `finetune` add rows without keras_aug importing them.
+digits, 3 seeds per row. Rows come from the entry points of the group `kaug.demo_rows`: each
+names a function returning a list of `DemoRow` (kaug's own are in `kaug.rows`).
 """
 from __future__ import annotations
 
-import importlib
 import os
 import time
 from dataclasses import dataclass, field
@@ -16,9 +15,9 @@ import keras
 import numpy as np
 import tensorflow as tf
 
+from keras_aug.core.labels import LabelAccuracy, LabelCrossentropy
 from keras_aug.data import few_shot, load_dataset, make_pipeline
-
-ROW_MODULES = ["keras_aug.demo_rows", "gan.demo_rows", "finetune.demo_rows"]
+from kaug.plugins import DEMO_ROWS, plugin_error, plugins
 
 
 @dataclass
@@ -92,8 +91,8 @@ def train_classifier(
     # Soft labels (mixing layers) and integer labels both work with this loss pairing.
     model.compile(
         keras.optimizers.Adam(1e-3),
-        loss=_Loss(),
-        metrics=[_Accuracy()],
+        loss=LabelCrossentropy(),
+        metrics=[LabelAccuracy()],
         jit_compile=True,
     )
     pipeline = make_pipeline(
@@ -115,37 +114,18 @@ def train_classifier(
     return float(accuracy), history.history, model
 
 
-@keras.saving.register_keras_serializable(package="keras_aug")
-class _Loss(keras.losses.Loss):
-    """Cross-entropy from logits for integer or one-hot/soft labels."""
-
-    def call(self, y_true, y_pred):
-        if y_true.shape.rank == y_pred.shape.rank:
-            return keras.losses.categorical_crossentropy(y_true, y_pred, from_logits=True)
-        return keras.losses.sparse_categorical_crossentropy(y_true, y_pred, from_logits=True)
-
-
-@keras.saving.register_keras_serializable(package="keras_aug")
-class _Accuracy(keras.metrics.MeanMetricWrapper):
-    def __init__(self, name="accuracy", dtype=None):
-        super().__init__(_accuracy, name=name, dtype=dtype)
-
-
-def _accuracy(y_true, y_pred):
-    predicted = tf.argmax(y_pred, -1)
-    if y_true.shape.rank == y_pred.shape.rank:
-        y_true = tf.argmax(y_true, -1)
-    return tf.cast(tf.equal(tf.cast(y_true, tf.int64), predicted), tf.float32)
-
-
 def demo_rows() -> list[DemoRow]:
+    """Every registered row, in entry-point name order; a plugin that fails raises PluginError."""
     rows = []
-    for name in ROW_MODULES:
+    for ep, make_rows in plugins(DEMO_ROWS):
         try:
-            module = importlib.import_module(name)
-        except ImportError:
-            continue
-        rows.extend(module.demo_rows())
+            made = list(make_rows())
+        except Exception as err:
+            raise plugin_error(ep, f"failed to make its rows: {type(err).__name__}: {err}") from err
+        wrong = [r for r in made if not isinstance(r, DemoRow)]
+        if wrong:
+            raise plugin_error(ep, f"returned a {type(wrong[0]).__name__}, expected DemoRow")
+        rows.extend(made)
     return rows
 
 
@@ -216,7 +196,7 @@ def format_table(results: dict[str, list[float]], config: DemoConfig) -> str:
 def _write_preview_and_export(dataset, config: DemoConfig) -> None:
     """Preview the keras_aug pipeline; export a model that contains it; check serve == predict."""
     from keras_aug import viz
-    from keras_aug.demo_rows import export_augmentation
+    from kaug.rows.augmentation import export_augmentation
 
     images = np.stack([x for x, _ in dataset.test.take(16).as_numpy_iterator()]).astype("float32")
     augmentation = export_augmentation(seed=0)
@@ -229,7 +209,7 @@ def _write_preview_and_export(dataset, config: DemoConfig) -> None:
     )
     classifier = small_cnn(dataset.image_shape, dataset.num_classes, seed=0)
     model = keras.Sequential([keras.Input(dataset.image_shape), augmentation, classifier])
-    model.compile("adam", loss=_Loss(), metrics=[_Accuracy()])
+    model.compile("adam", loss=LabelCrossentropy(), metrics=[LabelAccuracy()])
     x = images[:8]
     y = np.asarray([label for _, label in dataset.test.take(8).as_numpy_iterator()])
     model.fit(x, y, epochs=1, verbose=0)  # augmentation active here ...

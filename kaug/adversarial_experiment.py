@@ -11,7 +11,7 @@ import numpy as np
 from keras_aug.adversarial.attacks import check_eps
 from keras_aug.adversarial.evaluation import evaluate_robustness
 from keras_aug.adversarial.training import MODES, AdversarialTraining
-from keras_aug.core.validation import check_choice
+from keras_aug.core.validation import check_choice, check_integer
 
 EXPERIMENT_MODES = ("standard",) + MODES
 
@@ -41,10 +41,8 @@ class ExperimentConfig:
     def __post_init__(self):
         check_choice("mode", self.mode, EXPERIMENT_MODES)
         check_eps(self.eps)
-        for name in ("epochs", "batch_size"):
-            value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-                raise ValueError(f"{name} must be an integer >= 1, got {value!r}")
+        check_integer("epochs", self.epochs)
+        check_integer("batch_size", self.batch_size)
 
 
 def robust_cnn(image_shape, num_classes: int, seed: int = 0, width: int = 32) -> keras.Model:
@@ -75,20 +73,14 @@ def robust_cnn(image_shape, num_classes: int, seed: int = 0, width: int = 32) ->
 
 def load_arrays(dataset: str):
     """(x_train, y_train, x_test, y_test, num_classes) as float32 0..255 / int arrays."""
-    from keras_aug.data import load_dataset
+    from keras_aug.data import dataset_to_numpy, load_dataset
 
     data = load_dataset(dataset)
     if data.test is None:
         raise ValueError(f"dataset {dataset!r} has no test split to measure robustness on")
-
-    def arrays(ds):
-        images, labels = [], []
-        for x, y in ds.batch(4096):  # whole batches: per-example iteration is ~10x slower
-            images.append(np.asarray(x, np.float32))
-            labels.append(np.asarray(y, np.int64))
-        return np.concatenate(images), np.concatenate(labels)
-
-    return (*arrays(data.train), *arrays(data.test), data.num_classes)
+    (x_train, y_train), (x_test, y_test) = dataset_to_numpy(data.train), dataset_to_numpy(data.test)
+    return (x_train.astype(np.float32), y_train, x_test.astype(np.float32), y_test,
+            data.num_classes)
 
 
 class EpochTimer(keras.callbacks.Callback):

@@ -5,10 +5,12 @@
 """
 from __future__ import annotations
 
+import argparse
 import os
 
 
-def register(subparsers) -> None:
+def register(subparsers: argparse._SubParsersAction) -> None:
+    """Add `kaug finetune` to `subparsers`."""
     p = subparsers.add_parser(
         "finetune", help="fine-tune a pretrained Keras Applications backbone (plan + phases)",
         description="Estimate similarity, plan which blocks to freeze, train the phases, keep the "
@@ -39,7 +41,7 @@ def _run(args) -> int:
     import tensorflow as tf
 
     from finetune import estimate_similarity, fine_tune, get_spec, plan
-    from keras_aug.data import few_shot, load_dataset
+    from keras_aug.data import dataset_to_numpy, few_shot, load_dataset
 
     spec = get_spec(args.backbone)
     size = args.image_size or max(spec.min_size, 32)
@@ -47,7 +49,7 @@ def _run(args) -> int:
     if not 0.0 <= args.val_fraction < 1.0:
         raise ValueError(f"--val-fraction must be in [0, 1), got {args.val_fraction}")
     data = load_dataset(args.dataset)
-    images, labels = [np.stack(a) for a in zip(*data.train.as_numpy_iterator())]
+    images, labels = dataset_to_numpy(data.train)
     rng = np.random.default_rng(args.seed)
     order = rng.permutation(len(images))
     n_val = int(round(args.val_fraction * len(images)))

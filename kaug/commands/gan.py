@@ -4,7 +4,8 @@ from __future__ import annotations
 import argparse
 
 
-def register(subparsers) -> None:
+def register(subparsers: argparse._SubParsersAction) -> None:
+    """Add `kaug gan train` and `kaug gan sample` to `subparsers`."""
     gan = subparsers.add_parser("gan", help="class-conditional GAN sample generator (DiffAugment)")
     commands = gan.add_subparsers(dest="gan_command", required=True)
 

@@ -2,13 +2,18 @@
 table, a picture of adversarial examples and the plain model."""
 from __future__ import annotations
 
+import argparse
 import os
 import sys
 
 
-def register(subparsers) -> None:
-    from keras_aug.adversarial.experiment import EXPERIMENT_MODES
+# The choices are spelled out, not imported: importing the trainer would load TensorFlow just
+# to build `kaug --help`. tests/test_cli.py checks they equal EXPERIMENT_MODES.
+MODES = ("standard", "pgd", "fast_fgsm", "trades")
 
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    """Add `kaug adversarial` to `subparsers`."""
     parser = subparsers.add_parser(
         "adversarial",
         help="adversarial training (pgd, fast_fgsm, trades) and robustness evaluation",
@@ -17,7 +22,7 @@ def register(subparsers) -> None:
     )
     parser.add_argument("--dataset", default="digits",
                         help="'digits', 'folder:PATH' (with train/ and test/) or 'tfds:NAME'")
-    parser.add_argument("--mode", default="fast_fgsm", choices=EXPERIMENT_MODES,
+    parser.add_argument("--mode", default="fast_fgsm", choices=MODES,
                         help="training mode (default fast_fgsm; 'standard' = no attack)")
     parser.add_argument("--eps", type=float, default=25.5,
                         help="L∞ budget in 0..255 units for training and evaluation (default 25.5)")
@@ -40,7 +45,7 @@ def register(subparsers) -> None:
 
 def _adversarial(args) -> int:
     from keras_aug.adversarial.evaluation import format_robustness_table, save_adversarial_examples
-    from keras_aug.adversarial.experiment import ExperimentConfig, run_experiment
+    from kaug.adversarial_experiment import ExperimentConfig, run_experiment
 
     config = ExperimentConfig(
         dataset=args.dataset, mode=args.mode, eps=args.eps, epochs=args.epochs,
