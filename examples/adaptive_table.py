@@ -29,7 +29,7 @@ import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402
 
 from keras_aug.data import digits_arrays, few_shot_indices, make_pipeline  # noqa: E402
-from keras_aug.demo import small_cnn  # noqa: E402
+from kaug.demo import small_cnn  # noqa: E402
 from keras_aug.diagnose import AdaptiveAugmentation, FitDiagnosis  # noqa: E402
 from keras_aug.layers import RandAugment  # noqa: E402
 

@@ -20,9 +20,9 @@ from keras_aug.diagnose import (
     diagnose,
     load_history,
 )
-from keras_aug.diagnose import cli as diagnose_cli
 from keras_aug.diagnose.plot import plot_diagnosis
 from keras_aug.layers import RandAugment, RandomContrast
+from kaug.commands import diagnose as diagnose_cli
 
 
 def curve(start, end, n=20, power=1.0):

@@ -5,8 +5,11 @@
 """
 from __future__ import annotations
 
+import argparse
 
-def register(subparsers) -> None:
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    """Add `kaug diagnose` to `subparsers`."""
     p = subparsers.add_parser(
         "diagnose", help="name the fitting regime (under/over/good fit) from a saved history",
         description="Read History.history saved as JSON (FitDiagnosis(history_path=...), "
@@ -24,7 +27,7 @@ def register(subparsers) -> None:
     p.set_defaults(func=run)
 
 
-def run(args) -> int:
+def run(args: argparse.Namespace) -> int:
     """Run the subcommand on parsed `args`; 0 when a regime was named, 1 when undetermined."""
     import os
 
