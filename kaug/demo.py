@@ -9,7 +9,7 @@ from __future__ import annotations
 import os
 import time
 from dataclasses import dataclass, field
-from typing import Callable
+from typing import Callable, Sequence
 
 import keras
 import numpy as np
@@ -85,8 +85,10 @@ def train_classifier(
     config: DemoConfig,
     augment: Callable | None = None,
     train_ds: tf.data.Dataset | None = None,
+    callbacks: Sequence[keras.callbacks.Callback] = (),
 ) -> tuple[float, dict, keras.Model]:
-    """Train `small_cnn` on `train_ds` (default the few-shot set) with `augment` in tf.data."""
+    """Train `small_cnn` on `train_ds` (default the few-shot set) with `augment` in tf.data;
+    `callbacks` go to `fit` (e.g. `AdaptiveAugmentation` driving `augment`)."""
     model = small_cnn(data.image_shape, data.num_classes, seed)
     # Soft labels (mixing layers) and integer labels both work with this loss pairing.
     model.compile(
@@ -108,6 +110,7 @@ def train_classifier(
         epochs=config.evals,
         steps_per_epoch=steps_per_eval,
         validation_data=data.test,
+        callbacks=list(callbacks),
         verbose=0,
     )
     _, accuracy = model.evaluate(data.test, verbose=0)
