@@ -148,7 +148,15 @@ def build_generator(config: GANConfig, name: str = "generator") -> keras.Model:
 @keras.saving.register_keras_serializable(package="gan")
 class SumPool(keras.layers.Layer):
     """Sum over height and width, (B, H, W, C) -> (B, C). A layer rather than a Lambda so that the
-    discriminator saves and loads as `.keras` (a Lambda loads only with safe_mode=False)."""
+    discriminator saves and loads as `.keras` (a Lambda loads only with safe_mode=False).
+
+    Args:
+        **kwargs: Keras layer arguments (`name`, `dtype`).
+
+    Example:
+        >>> SumPool()(tf.ones([2, 4, 4, 3])).shape
+        TensorShape([2, 3])
+    """
 
     def call(self, inputs):
         return tf.reduce_sum(inputs, axis=[1, 2])
