@@ -402,7 +402,7 @@ class RandomApply(_Composite):
 
     def get_config(self):
         config = {**super().get_config(), "rate": self.rate,
-                  "layer": config_of(self.layer)}
+                  "layer": keras.saving.serialize_keras_object(self.layer)}
         config.pop("layers")
         return config
 
@@ -411,10 +411,6 @@ class RandomApply(_Composite):
         config = dict(config)
         config["layer"] = keras.saving.deserialize_keras_object(config["layer"])
         return cls(**config)
-
-
-def config_of(layer) -> dict:
-    return keras.saving.serialize_keras_object(layer)
 
 
 class _PerSampleSelection(_Composite):
