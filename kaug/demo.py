@@ -17,6 +17,7 @@ import tensorflow as tf
 
 from keras_aug.core.labels import LabelAccuracy, LabelCrossentropy
 from keras_aug.data import few_shot, load_dataset, make_pipeline
+from keras_aug.search.child import ChildConfig, compile_child, small_cnn
 from kaug.plugins import DEMO_ROWS, plugin_error, plugins
 
 
@@ -59,26 +60,6 @@ class DemoRow:
     extra: dict = field(default_factory=dict)
 
 
-def small_cnn(image_shape, num_classes: int, seed: int) -> keras.Model:
-    """3 conv blocks + dropout: the demo's classifier (uint8 or float 0..255 input)."""
-    keras.utils.set_random_seed(seed)
-    return keras.Sequential(
-        [
-            keras.Input(image_shape),
-            keras.layers.Rescaling(1.0 / 255),
-            keras.layers.Conv2D(32, 3, padding="same", activation="relu"),
-            keras.layers.MaxPooling2D(),
-            keras.layers.Conv2D(64, 3, padding="same", activation="relu"),
-            keras.layers.MaxPooling2D(),
-            keras.layers.Conv2D(128, 3, padding="same", activation="relu"),
-            keras.layers.GlobalAveragePooling2D(),
-            keras.layers.Dropout(0.5),
-            keras.layers.Dense(num_classes),
-        ],
-        name="small_cnn",
-    )
-
-
 def train_classifier(
     data: DemoData,
     seed: int,
@@ -89,14 +70,8 @@ def train_classifier(
 ) -> tuple[float, dict, keras.Model]:
     """Train `small_cnn` on `train_ds` (default the few-shot set) with `augment` in tf.data;
     `callbacks` go to `fit` (e.g. `AdaptiveAugmentation` driving `augment`)."""
-    model = small_cnn(data.image_shape, data.num_classes, seed)
     # Soft labels (mixing layers) and integer labels both work with this loss pairing.
-    model.compile(
-        keras.optimizers.Adam(1e-3),
-        loss=LabelCrossentropy(),
-        metrics=[LabelAccuracy()],
-        jit_compile=True,
-    )
+    model = compile_child(small_cnn(data.image_shape, data.num_classes, seed), ChildConfig())
     pipeline = make_pipeline(
         train_ds if train_ds is not None else data.train,
         augment=augment,

@@ -15,7 +15,7 @@ from __future__ import annotations
 import json
 import numbers
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from keras_aug.core.validation import check_integer
 from keras_aug.policies.registry import OPS, SPACES
@@ -57,6 +57,8 @@ class Policy:
         magnitude_bins: number of magnitude levels (10 in the AutoAugment paper).
         space: `"standard"` or `"wide"` (TrivialAugmentWide's larger ranges).
         name: label used in messages.
+        meta: free-form provenance saved with the policy (a search records its command line,
+            scores and wall time here); not compared by `==`.
 
     Example:
         >>> policy = Policy(((PolicyOp("Invert", 0.1), PolicyOp("Rotate", 0.7, 2)),))
@@ -69,6 +71,7 @@ class Policy:
     magnitude_bins: int = AUTOAUGMENT_BINS
     space: str = "standard"
     name: str = ""
+    meta: dict | None = field(default=None, compare=False, hash=False)
 
     def __post_init__(self):
         _validate(self, source=self.name or "policy")
@@ -88,7 +91,7 @@ class Policy:
 
     # ---------------------------------------------------------------- conversions
     def to_dict(self) -> dict:
-        return {
+        data = {
             "kaug_policy": FORMAT_VERSION,
             "name": self.name,
             "magnitude_bins": self.magnitude_bins,
@@ -98,6 +101,9 @@ class Policy:
                 for sub in self.sub_policies
             ],
         }
+        if self.meta is not None:
+            data["meta"] = self.meta
+        return data
 
     def to_json(self, indent: int | None = 1) -> str:
         return json.dumps(self.to_dict(), indent=indent)
@@ -111,7 +117,8 @@ class Policy:
         """Build and validate a policy from its JSON-like dict; errors name `source` and the entry."""
         if not isinstance(data, dict):
             raise ValueError(f"{source}: a policy must be a JSON object, got {type(data).__name__}")
-        unknown = set(data) - {"kaug_policy", "name", "magnitude_bins", "space", "sub_policies"}
+        unknown = set(data) - {"kaug_policy", "name", "magnitude_bins", "space", "sub_policies",
+                             "meta"}
         if unknown:
             raise ValueError(f"{source}: unknown key(s) {sorted(unknown)} in policy")
         version = data.get("kaug_policy", FORMAT_VERSION)
@@ -128,11 +135,15 @@ class Policy:
                 )
             parsed.append(tuple(_parse_step(step, f"{source}: sub_policies[{i}][{j}]")
                                 for j, step in enumerate(sub)))
+        meta = data.get("meta")
+        if meta is not None and not isinstance(meta, dict):
+            raise ValueError(f"{source}: 'meta' must be a JSON object, got {type(meta).__name__}")
         return cls(
             tuple(parsed),
             magnitude_bins=data.get("magnitude_bins", AUTOAUGMENT_BINS),
             space=data.get("space", "standard"),
             name=data.get("name", "") or "",
+            meta=meta,
         )
 
     @classmethod
