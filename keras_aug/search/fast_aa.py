@@ -29,6 +29,7 @@ from keras_aug.search.task import SearchTask, stratified_folds
 STORAGE = "study.journal"
 SETTINGS = "settings.json"
 TASK = "task.npz"
+GROWABLE = ("trials", "top")  # a resumed search may ask for more of these
 
 
 def search(
@@ -137,11 +138,14 @@ def _prepare_workdir(workdir: str, task: SearchTask, settings: dict, resume: boo
                 saved = json.load(f)
         except (OSError, json.JSONDecodeError) as e:
             raise ValueError(f"cannot read the search settings {path!r}: {e}") from None
-        if saved != settings:
-            changed = sorted(k for k in set(saved) | set(settings)
-                             if saved.get(k) != settings.get(k))
+        changed = sorted(k for k in set(saved) | set(settings)
+                         if k not in GROWABLE and saved.get(k) != settings.get(k))
+        if changed:
             raise ValueError(f"resume: the search in {workdir!r} was made with other settings "
                              f"({', '.join(changed)} differ); resume with the same ones")
+        saved.update({k: settings[k] for k in GROWABLE})
+        with open(path, "w") as f:
+            json.dump(saved, f, indent=1)
         return
     np.savez(os.path.join(workdir, TASK), images=task.images, labels=task.labels,
              num_classes=task.num_classes)
