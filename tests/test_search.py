@@ -161,9 +161,9 @@ def test_fast_aa_end_to_end_deterministic_and_resumable(task, tmp_path):
 @pytest.mark.slow
 def test_fast_aa_two_workers_share_one_storage(task, tmp_path):
     result = search_policy(task, "fast_aa", workdir=str(tmp_path / "w"), minutes=5, folds=2,
-                           trials=8, top=1, draws=1, workers=2, progress=False)
+                           trials=40, top=1, draws=1, workers=2, progress=False)
     per_fold = [sum(t["group"] == f"fold {k}" for t in result.report.trials) for k in (0, 1)]
-    assert all(8 <= n <= 9 for n in per_fold), per_fold  # a worker may finish one in flight
+    assert all(40 <= n <= 41 for n in per_fold), per_fold  # a worker may finish one in flight
     assert {t["worker"] for t in result.report.trials} == {0, 1}
 
 

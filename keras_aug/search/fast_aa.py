@@ -21,7 +21,7 @@ import numpy as np
 
 from keras_aug.core.validation import check_integer
 from keras_aug.search.budget import Budget
-from keras_aug.search.child import ChildConfig, DensityScorer, compile_child, small_cnn, train_child
+from keras_aug.search.child import ChildConfig, DensityScorer, small_cnn, train_child
 from keras_aug.search.report import SearchReport, SearchResult
 from keras_aug.search.space import SearchSpace
 from keras_aug.search.task import SearchTask, stratified_folds
@@ -29,6 +29,7 @@ from keras_aug.search.task import SearchTask, stratified_folds
 STORAGE = "study.journal"
 SETTINGS = "settings.json"
 TASK = "task.npz"
+READY = "folds.ready"
 GROWABLE = ("trials", "top")  # a resumed search may ask for more of these
 
 
@@ -84,18 +85,23 @@ def search(
     _prepare_workdir(workdir, task, settings, resume)
     budget = Budget(minutes, total=folds * trials, desc="fast_aa: fold models",
                     progress=progress)
+    # Helpers start now, so their TensorFlow start-up overlaps the fold models' training; they
+    # wait for READY, written once every fold model is saved.
+    helpers = [subprocess.Popen([sys.executable, "-m", "keras_aug.search.fast_aa", workdir,
+                                 str(i), str(budget.remaining())]) for i in range(1, workers)]
     try:
         models = _fold_models(task, splits, seed, workdir, budget)
+        open(os.path.join(workdir, READY), "w").close()
         budget.describe("fast_aa: scoring policies")
-        helpers = [subprocess.Popen([sys.executable, "-m", "keras_aug.search.fast_aa", workdir,
-                                     str(i), str(budget.remaining())])
-                   for i in range(1, workers)]
         stopped = _search_folds(task, splits, models, settings, workdir, budget, worker=0)
         for helper in helpers:
             if helper.wait() != 0:
                 raise RuntimeError(f"a fast_aa worker process exited with {helper.returncode}")
     finally:
         budget.close()
+        for helper in helpers:
+            if helper.poll() is None:
+                helper.kill()
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     storage = _storage(workdir)
     report_trials, chosen, baselines = [], [], []
@@ -169,9 +175,8 @@ def _fold_models(task, splits, seed, workdir, budget):
     for k, (train, _) in enumerate(splits):
         path = os.path.join(workdir, f"fold{k}.weights.h5")
         if os.path.exists(path):
-            model = compile_child(small_cnn(task.image_shape, task.num_classes, seed + k),
-                                  task.child)
-            model.load_weights(path)
+            model = small_cnn(task.image_shape, task.num_classes, seed + k)
+            model.load_weights(path)  # only scored, never trained again
         else:
             model, _ = train_child(*task.subset(train), task.num_classes, task.child, seed + k)
             trained += 1
@@ -242,6 +247,10 @@ def _worker_main(argv) -> None:
                       ChildConfig(**settings["child"]))
     splits = stratified_folds(task.labels, settings["folds"], settings["seed"])
     budget = Budget(seconds / 60.0, progress=False)
+    while not os.path.exists(os.path.join(workdir, READY)):
+        if budget.expired():
+            return
+        time.sleep(0.5)
     models = _fold_models(task, splits, settings["seed"], workdir, budget)
     _search_folds(task, splits, models, settings, workdir, budget, worker=index)
 
