@@ -121,10 +121,6 @@ def test_unknown_method_and_task_type():
         search_policy("digits")
 
 
-def _policies_of(result):
-    return [t for t in result.report.trials]
-
-
 @pytest.mark.slow
 def test_fast_aa_end_to_end_deterministic_and_resumable(task, tmp_path):
     options = dict(minutes=5, folds=2, trials=3, top=2, draws=2, progress=False)
@@ -180,3 +176,29 @@ def test_fast_aa_bad_settings(task, tmp_path):
         search_policy(task, "fast_aa", workdir=str(tmp_path), folds=5)
     with pytest.raises(TypeError):
         search_policy(task, "fast_aa", workdir=str(tmp_path), bogus=1)
+
+
+def test_cli_rejects_an_option_the_method_does_not_have(capsys):
+    from kaug.cli import main
+
+    assert main(["search", "--option", "population=4"]) == 2
+    assert "not a setting of fast_aa" in capsys.readouterr().err
+    assert main(["search", "--option", "folds"]) == 2
+    assert "KEY=VALUE" in capsys.readouterr().err
+
+
+@pytest.mark.slow
+def test_cli_search_writes_a_policy_autoaugment_applies(tmp_path, capsys):
+    from kaug.cli import main
+
+    out = str(tmp_path / "policy.json")
+    assert main(["search", "--dataset", "digits", "--per-class", "3", "--child-steps", "10",
+                 "--ops", "Rotate", "Invert", "--sub-policies", "2", "--minutes", "3",
+                 "--option", "folds=3", "--option", "trials=4", "--option", "top=1",
+                 "--no-progress", "--out", out]) == 0
+    printed = capsys.readouterr().out
+    assert "12 trials" in printed and "wrote " + out in printed
+    policy = Policy.load(out)
+    assert policy.meta["command"].startswith("kaug search --dataset digits --method fast_aa")
+    assert AutoAugment(out)(tf.zeros([2, 32, 32, 1])).shape == (2, 32, 32, 1)
+    assert os.path.exists(str(tmp_path / "policy.search" / "study.journal"))

@@ -79,6 +79,14 @@ class Diagnosis:
         recommendations: concrete next steps with this toolkit.
         epoch_regimes: the regime the curves showed up to each epoch (`undetermined` for the
             first), used to shade the learning-curve picture.
+
+    Example:
+        >>> history = {"loss": [2.0, 1.0, 0.5, 0.2, 0.1, 0.05], "accuracy": [.3, .6, .8, .9, .97, 1.],
+        ...            "val_loss": [2.0, 1.2, 1.0, 1.1, 1.3, 1.6],
+        ...            "val_accuracy": [.3, .55, .62, .62, .61, .6]}
+        >>> diagnosis = diagnose(history, chance=0.1)
+        >>> diagnosis.regime
+        'overfitting'
     """
 
     regime: str
@@ -346,8 +354,8 @@ def load_history(path: str) -> dict[str, list[float]]:
         path: a `.json` or `.csv` file.
 
     Example:
-        >>> json.dump(model.fit(...).history, open("history.json", "w"))
-        >>> diagnose(load_history("history.json")).explain()
+        >>> json.dump(model.fit(...).history, open("history.json", "w"))  # doctest: +SKIP
+        >>> print(diagnose(load_history("history.json")).explain())  # doctest: +SKIP
     """
     if not isinstance(path, (str, os.PathLike)):
         raise TypeError(f"path must be a file path, got {type(path).__name__}")

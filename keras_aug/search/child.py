@@ -117,7 +117,8 @@ def train_child(
         val = tf.data.Dataset.from_tensor_slices(
             (validation[0].astype(np.float32), validation[1])).batch(256)
     history = model.fit(ds, epochs=epochs, steps_per_epoch=max(1, config.steps // epochs),
-                        validation_data=val, callbacks=list(callbacks), verbose=0)
+                        validation_data=val, callbacks=list(callbacks), verbose=0,
+                        shuffle=False)  # make_pipeline shuffles
     return model, history.history
 
 

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import json
 import os
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 from typing import TYPE_CHECKING
 
 from keras_aug.policies.policy import Policy
@@ -92,6 +92,11 @@ class SearchResult:
     """A search's output: `policy` (for `AutoAugment`), its `report`, and for PBA the
     `schedule` the policy follows during training.
 
+    Attributes:
+        policy: the searched `Policy`.
+        report: the `SearchReport`.
+        schedule: the `PolicySchedule` (PBA) or `None`.
+
     Example:
         >>> result.save("policy.json")   # doctest: +SKIP
         ['policy.json', 'policy.report.json', 'policy.png']
@@ -100,7 +105,6 @@ class SearchResult:
     policy: Policy
     report: SearchReport
     schedule: "PolicySchedule | None" = None
-    extra_files: dict = field(default_factory=dict)
 
     def save(self, path: str, command: str | None = None) -> list[str]:
         """Write the policy to `path` (with its provenance in `meta`), the report to

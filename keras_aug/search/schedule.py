@@ -27,6 +27,7 @@ class PolicySchedule:
             policy).
 
     Example:
+        >>> from keras_aug.policies import PolicyOp
         >>> a = Policy(((PolicyOp("Rotate", 0.2, 1),),))
         >>> b = Policy(((PolicyOp("Rotate", 0.6, 5),),))
         >>> schedule = PolicySchedule(((0, a), (10, b)), epochs=20)
