@@ -71,7 +71,7 @@ def _commands() -> list[str]:
 
 
 @pytest.mark.parametrize("command", [None, "demo", "preview", "gan", "finetune", "adversarial",
-                                     "diagnose"])
+                                     "diagnose", "search"])
 def test_help_imports_no_tensorflow(command):
     """`kaug --help` and `kaug <command> --help` build the parser without TensorFlow: no
     start-up log lines, no tensorflow/keras/library module imported."""
@@ -83,7 +83,8 @@ def test_help_imports_no_tensorflow(command):
 
 
 def test_every_command_is_an_entry_point():
-    assert _commands() == ["adversarial", "demo", "diagnose", "finetune", "gan", "preview"]
+    assert _commands() == ["adversarial", "demo", "diagnose", "finetune", "gan", "preview",
+                           "search"]
     assert set(_commands()) == set(build_parser()._subparsers._group_actions[0].choices)
 
 

@@ -202,3 +202,10 @@ def test_cli_search_writes_a_policy_autoaugment_applies(tmp_path, capsys):
     assert policy.meta["command"].startswith("kaug search --dataset digits --method fast_aa")
     assert AutoAugment(out)(tf.zeros([2, 32, 32, 1])).shape == (2, 32, 32, 1)
     assert os.path.exists(str(tmp_path / "policy.search" / "study.journal"))
+
+
+def test_cli_method_choices_are_the_library_methods():
+    from kaug.commands.search import METHOD_NAMES
+    from keras_aug.search import METHODS
+
+    assert METHOD_NAMES == tuple(METHODS)

@@ -5,7 +5,7 @@ default), `"pba"` (Population Based Augmentation, Ray Tune PBT), `"autoaugment"`
 controller trained with PPO) and `"faster_aa"` (differentiable search). Each returns a
 `SearchResult` whose policy `keras_aug.layers.AutoAugment` applies.
 """
-from keras_aug.search.api import METHODS, search_policy
+from keras_aug.search.api import METHODS, search_policy, shipped_policy
 from keras_aug.search.budget import Budget
 from keras_aug.search.child import ChildConfig, DensityScorer, small_cnn, train_child
 from keras_aug.search.report import SearchReport, SearchResult
@@ -13,6 +13,6 @@ from keras_aug.search.schedule import PolicySchedule, ScheduledPolicy
 from keras_aug.search.space import SEARCH_OPS, SearchSpace
 from keras_aug.search.task import SearchTask, stratified_folds
 
-__all__ = ["search_policy", "METHODS", "SearchTask", "SearchSpace", "SEARCH_OPS", "ChildConfig",
+__all__ = ["search_policy", "shipped_policy", "METHODS", "SearchTask", "SearchSpace", "SEARCH_OPS", "ChildConfig",
            "SearchResult", "SearchReport", "PolicySchedule", "ScheduledPolicy", "Budget",
            "DensityScorer", "small_cnn", "train_child", "stratified_folds"]
