@@ -25,7 +25,7 @@ import tensorflow as tf
 from keras_aug.core.validation import check_integer, check_number
 from keras_aug.policies.policy import Policy
 from keras_aug.search.budget import Budget
-from keras_aug.search.child import accuracy, train_child
+from keras_aug.search.child import accuracy, compile_child, small_cnn, train_child
 from keras_aug.search.fast_aa import _prepare_workdir
 from keras_aug.search.report import SearchReport, SearchResult
 from keras_aug.search.space import SearchSpace
@@ -244,8 +244,7 @@ def search(
     if not isinstance(task, SearchTask):
         raise TypeError(f"task must be a SearchTask, got {type(task).__name__}")
     check_number("minutes", minutes, 0.0, low_open=True)
-    if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)):
-        raise TypeError(f"seed must be an integer, got {seed!r}")
+    check_integer("seed", seed, 0)
     if max_children is not None:
         check_integer("max_children", max_children)
     settings = {"batch": check_integer("batch", batch), "top": check_integer("top", top),
@@ -267,6 +266,7 @@ def search(
     state = _load_state(workdir, controller, seed)
     trials = state["trials"]
     layer = task.space.layer(seed=seed, jit_compile=False)
+    model, initial = _child_model(task, seed)
     budget = Budget(minutes, total=max_children, desc="autoaugment: children", progress=progress)
     stopped = False
     try:
@@ -288,9 +288,11 @@ def search(
             began = time.monotonic()
             layer.policy = policy
             layer._rng.reset_from_seed(seed)
+            for variable, value in zip(initial[0], initial[1]):  # a fresh child, same program
+                variable.assign(value)
             deadline = _Deadline(budget)
-            model, _ = train_child(*task.subset(train), task.num_classes, task.child, seed,
-                                   augment=layer, callbacks=[deadline])
+            train_child(*task.subset(train), task.num_classes, task.child, seed, augment=layer,
+                        callbacks=[deadline], model=model)
             if deadline.hit:
                 if not trials:
                     took = (time.monotonic() - began) * task.child.steps / max(1, deadline.steps)
@@ -327,6 +329,15 @@ def search(
          "baseline": state["baseline"], "controller_updates": state["batches"]},
         stopped_early=stopped, score_name="validation accuracy of the child")
     return SearchResult(task.space.policy_from_sub_policies(unique, name="autoaugment"), report)
+
+
+def _child_model(task: SearchTask, seed: int):
+    """One compiled child and the initial values of its weights, dropout seed and optimizer:
+    restoring them re-initializes the child without retracing or recompiling its train step."""
+    model = compile_child(small_cnn(task.image_shape, task.num_classes, seed), task.child)
+    model.optimizer.build(model.trainable_variables)
+    variables = list(model.variables) + list(model.optimizer.variables)
+    return model, (variables, [np.array(v) for v in variables])
 
 
 def _ppo_update(controller: Controller, state: dict, decay: float) -> None:
