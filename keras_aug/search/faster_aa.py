@@ -42,6 +42,8 @@ from keras_aug.search.report import SearchReport, SearchResult
 from keras_aug.search.space import SearchSpace
 from keras_aug.search.task import SearchTask
 
+__all__ = ["DIFFERENTIABLE_OPS", "DifferentiablePolicy", "apply_op", "critic_network", "search"]
+
 CHECKPOINTS = "checkpoints"
 TRIALS = "trials.json"
 VALUE_RANGE = (0.0, 255.0)
@@ -168,7 +170,10 @@ class DifferentiablePolicy(tf.Module):
         n, tau, gen = len(self.space.ops), self.temperature, self.generator
         b = tf.shape(x)[0]
         logits = tf.gather(self.op_logits[:, k], which)  # (B, N)
-        probs = tf.clip_by_value(tf.gather(self.probabilities[:, k], which), 1e-4, 1.0 - 1e-4)
+        probs = tf.gather(self.probabilities[:, k], which)
+        # kept off 0 and 1 for the logit, with the gradient passed through (so that a
+        # probability projected onto 0 or 1 can still move back)
+        probs = probs + tf.stop_gradient(tf.clip_by_value(probs, 1e-4, 1.0 - 1e-4) - probs)
         magnitudes = tf.gather(self.magnitudes[:, k], which)
         eps = 1e-6
         # straight-through Gumbel-softmax: exactly one op forward, every logit backward
@@ -183,6 +188,8 @@ class DifferentiablePolicy(tf.Module):
         sign = tf.where(gen.uniform([b]) < 0.5, -1.0, 1.0)
         centers = gen.uniform([b, 2])
         out = tf.zeros_like(x)
+        # every op runs on the whole batch (weights 0 except the chosen one): vectorized,
+        # len(ops) passes per stage, and the backward pass reaches every op's logit
         for i, name in enumerate(self.space.ops):
             y = apply_op(name, x, magnitudes[:, i], sign, centers, self.space.space)
             g = tf.reshape(gate[:, i], [-1, 1, 1, 1])
@@ -316,18 +323,19 @@ def search(
     train_step = _train_step(task, augmenter, critic, policy_opt, critic_opt, data, settings)
     budget = Budget(minutes, total=steps, desc="faster_aa", progress=progress)
     budget.update(min(resumed_from, steps))
-    sums = np.zeros(3)
+    sums, count = np.zeros(3), 0  # since the last logged point (of this process)
     try:
         while int(step.numpy()) < steps and not budget.expired():
             sums += np.array([float(v) for v in train_step()])
+            count += 1
             step.assign_add(1)
             done = int(step.numpy())
-            budget.update(wasserstein=f"{sums[0] / ((done - 1) % log_every + 1):.2f}")
+            budget.update(wasserstein=f"{sums[0] / count:.2f}")
             if done % log_every == 0:
-                w, ce, acc = sums / log_every
+                w, ce, acc = (float(v) for v in sums / count)
                 trials += [{"group": "critic", "score": -w, "step": done, "cross_entropy": ce},
                            {"group": "augmenter", "score": acc, "step": done}]
-                sums[:] = 0.0
+                sums, count = np.zeros(3), 0
             if done % checkpoint_every == 0 or done == steps:
                 _save(manager, workdir, trials)
     finally:
