@@ -97,12 +97,21 @@ def test_end_to_end_policy_loads_in_autoaugment(task, tmp_path):
     assert len(layer.policy.sub_policies) == SMALL.num_sub_policies
 
 
+@pytest.fixture(scope="module")
+def whole(task, tmp_path_factory):
+    """One uninterrupted 6-step search, the reference of the seed and resume tests."""
+    return run(task, tmp_path_factory.mktemp("whole"))
+
+
 @pytest.mark.slow
-def test_seeded_and_resumed_runs_repeat_the_same_search(task, tmp_path):
-    whole = run(task, tmp_path / "a")
+def test_same_seed_repeats_the_search(task, whole, tmp_path):
     again = run(task, tmp_path / "b")
     assert again.policy == whole.policy
     assert again.report.trials == whole.report.trials
+
+
+@pytest.mark.slow
+def test_resume_continues_from_the_checkpoint(task, whole, tmp_path):
     first = run(task, tmp_path / "c", steps=3)
     assert first.report.settings["steps_done"] == 3
     with pytest.raises(ValueError, match="epsilon"):

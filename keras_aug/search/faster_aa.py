@@ -323,7 +323,7 @@ def search(
     train_step = _train_step(task, augmenter, critic, policy_opt, critic_opt, data, settings)
     budget = Budget(minutes, total=steps, desc="faster_aa", progress=progress)
     budget.update(min(resumed_from, steps))
-    sums, count = np.zeros(3), 0  # since the last logged point (of this process)
+    sums, count = np.zeros(4), 0  # since the last logged point (of this process)
     try:
         while int(step.numpy()) < steps and not budget.expired():
             sums += np.array([float(v) for v in train_step()])
@@ -332,10 +332,12 @@ def search(
             done = int(step.numpy())
             budget.update(wasserstein=f"{sums[0] / count:.2f}")
             if done % log_every == 0:
-                w, ce, acc = (float(v) for v in sums / count)
-                trials += [{"group": "critic", "score": -w, "step": done, "cross_entropy": ce},
-                           {"group": "augmenter", "score": acc, "step": done}]
-                sums, count = np.zeros(3), 0
+                w, ce, acc, real_acc = (float(v) for v in sums / count)
+                trials += [{"group": "critic", "score": -w, "step": done,
+                            "real_accuracy": real_acc},
+                           {"group": "augmenter", "score": acc, "step": done,
+                            "cross_entropy": ce}]
+                sums, count = np.zeros(4), 0
             if done % checkpoint_every == 0 or done == steps:
                 _save(manager, workdir, trials)
     finally:
@@ -371,7 +373,7 @@ def _save(manager: tf.train.CheckpointManager, workdir: str, trials: list[dict])
 def _train_step(task, augmenter, critic, policy_opt, critic_opt, data, settings):
     """One simultaneous update of the critic (maximize W - GP, class head on real images) and
     the policy (minimize -critic(augmented) + epsilon x CE(augmented)); returns
-    (W estimate, CE of augmented images, their class-head accuracy)."""
+    (W estimate, CE of augmented images, class-head accuracy on augmented and on real)."""
     images = tf.constant(task.images.astype(np.float32))
     labels = tf.constant(task.labels.astype(np.int32))
     b, n = settings["batch_size"], len(task.images)
@@ -413,8 +415,11 @@ def _train_step(task, augmenter, critic, policy_opt, critic_opt, data, settings)
                  for g, v in zip(grads, policy_vars)]
         policy_opt.apply_gradients(zip(grads, policy_vars))
         augmenter.project()
-        accuracy = tf.reduce_mean(tf.cast(
-            tf.argmax(fake_logits, -1, output_type=tf.int32) == source_y, tf.float32))
-        return wasserstein, fake_ce, accuracy
+        def accuracy(logits, y):
+            return tf.reduce_mean(tf.cast(tf.argmax(logits, -1, output_type=tf.int32) == y,
+                                          tf.float32))
+
+        return (wasserstein, fake_ce, accuracy(fake_logits, source_y),
+                accuracy(real_logits, real_y))
 
     return step
