@@ -38,6 +38,8 @@ def run(per_class: int, seeds, steps: int, methods, minutes: float, rows, out: s
     config = DemoConfig(seeds=tuple(seeds), per_class=per_class, steps=steps)
     results = {row: [] for row in rows + methods}
     search_times = {m: [] for m in methods}
+    cache_path = os.path.join(out, f"accuracies-{per_class}.json")  # a rerun skips finished arms
+    cache = json.load(open(cache_path)) if os.path.exists(cache_path) else {}
     for seed in seeds:
         train = few_shot(dataset.train, per_class, seed=seed)
         data = DemoData(train, test, dataset.num_classes, dataset.image_shape)
@@ -50,7 +52,8 @@ def run(per_class: int, seeds, steps: int, methods, minutes: float, rows, out: s
                 task = SearchTask(images.astype(np.uint8), labels, dataset.num_classes)
                 start = time.time()
                 result = search_policy(task, method, minutes=minutes, seed=seed,
-                                       workdir=path[:-5] + ".search", progress=False)
+                                       workdir=path[:-5] + ".search", progress=False,
+                                       resume=os.path.isdir(path[:-5] + ".search"))
                 result.save(path, command=f"examples/search_table.py: {method} "
                                           f"per_class={per_class} seed={seed} minutes={minutes}")
                 print(f"seed {seed} {method} search: {time.time() - start:.0f}s", flush=True)
@@ -58,10 +61,15 @@ def run(per_class: int, seeds, steps: int, methods, minutes: float, rows, out: s
                 search_times[method].append(json.load(f)["meta"]["wall_time_s"])
             arms[method] = AutoAugment(path, seed=seed, jit_compile=False)
         for row, augment in arms.items():
-            start = time.time()
-            accuracy, _, _ = train_classifier(data, seed, config, augment)
-            results[row].append(accuracy)
-            print(f"seed {seed} {row}: {accuracy:.3f} ({time.time() - start:.0f}s)", flush=True)
+            key = f"{row} seed{seed} steps{steps}"
+            if key not in cache:
+                start = time.time()
+                cache[key], _, _ = train_classifier(data, seed, config, augment)
+                print(f"seed {seed} {row}: {cache[key]:.3f} ({time.time() - start:.0f}s)",
+                      flush=True)
+                with open(cache_path, "w") as f:
+                    json.dump(cache, f, indent=1)
+            results[row].append(cache[key])
     return {"results": results, "search_times": search_times}
 
 

@@ -141,6 +141,28 @@ class AugmentationLayer(keras.layers.Layer):
         """The variables behind the Live attributes (read-only view; assign the attributes)."""
         return dict(self._live_variables)
 
+    def reseed(self, seed: int) -> None:
+        """Restart the layer's random sequence at `seed`: the next calls repeat the draws a layer
+        built with `seed=seed` makes (a search scores every candidate on the same draws).
+
+        Args:
+            seed: a non-negative integer.
+
+        Example:
+            >>> layer = keras_aug.layers.RandomInvert(p=0.5, seed=0)
+            >>> x = tf.random.uniform([8, 4, 4, 3], 0, 255)
+            >>> layer.reseed(3); a = layer(x)
+            >>> layer.reseed(3); b = layer(x)
+            >>> bool(tf.reduce_all(a == b))
+            True
+        """
+        if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0:
+            raise ValueError(f"seed must be a non-negative integer, got {seed!r}")
+        if self.seed is None:
+            raise ValueError(f"{type(self).__name__} was built with seed=None (fresh randomness "
+                             f"per process); construct it with seed= to reseed it")
+        self._rng.reset_from_seed(int(seed))
+
     def _check_live(self, name: str, value) -> None:
         """Hook: cross-checks of a Live value against other settings (raise ValueError)."""
 

@@ -167,6 +167,6 @@ class DensityScorer:
     def __call__(self, policy, seed: int) -> tuple[float, float]:
         """(mean best true-class probability, accuracy of the best draw) of `policy`."""
         self.layer.policy = policy
-        self.layer._rng.reset_from_seed(seed)
+        self.layer.reseed(seed)
         probability, right = self._score(self._images, self._labels)
         return float(probability), float(right)

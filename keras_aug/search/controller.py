@@ -26,10 +26,10 @@ from keras_aug.core.validation import check_integer, check_number
 from keras_aug.policies.policy import Policy
 from keras_aug.search.budget import Budget
 from keras_aug.search.child import accuracy, compile_child, small_cnn, train_child
-from keras_aug.search.fast_aa import _prepare_workdir
 from keras_aug.search.report import SearchReport, SearchResult
 from keras_aug.search.space import SearchSpace
 from keras_aug.search.task import SearchTask, stratified_folds
+from keras_aug.search.workdir import prepare_workdir
 
 PROB_BINS = 11  # probabilities 0, 0.1, ..., 1
 WEIGHTS = "controller.npz"
@@ -258,11 +258,8 @@ def search(
     controller = Controller(task.space, units, seed, learning_rate, clip, entropy_weight,
                             ppo_epochs)
     train, val = stratified_folds(task.labels, folds, seed)[0]
-    if workdir is None:
-        import tempfile
-
-        workdir = tempfile.mkdtemp(prefix="kaug-autoaugment-")
-    _prepare_workdir(workdir, task, settings, resume)
+    workdir = prepare_workdir(workdir, task, settings, resume, growable=("top",),
+                              prefix="kaug-autoaugment-")
     state = _load_state(workdir, controller, seed)
     trials = state["trials"]
     layer = task.space.layer(seed=seed, jit_compile=False)
@@ -287,7 +284,7 @@ def search(
                 break
             began = time.monotonic()
             layer.policy = policy
-            layer._rng.reset_from_seed(seed)
+            layer.reseed(seed)
             for variable, value in zip(initial[0], initial[1]):  # a fresh child, same program
                 variable.assign(value)
             deadline = _Deadline(budget)

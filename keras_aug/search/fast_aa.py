@@ -25,10 +25,9 @@ from keras_aug.search.child import ChildConfig, DensityScorer, small_cnn, train_
 from keras_aug.search.report import SearchReport, SearchResult
 from keras_aug.search.space import SearchSpace
 from keras_aug.search.task import SearchTask, stratified_folds
+from keras_aug.search.workdir import SETTINGS, TASK, prepare_workdir
 
 STORAGE = "study.journal"
-SETTINGS = "settings.json"
-TASK = "task.npz"
 READY = "folds.ready"
 GROWABLE = ("trials", "top")  # a resumed search may ask for more of these
 
@@ -78,21 +77,22 @@ def search(
                 "images": int(len(task.images))}
     check_integer("workers", workers)
     splits = stratified_folds(task.labels, folds, seed)
-    if workdir is None:
-        import tempfile
-
-        workdir = tempfile.mkdtemp(prefix="kaug-fast-aa-")
-    _prepare_workdir(workdir, task, settings, resume)
+    workdir = prepare_workdir(workdir, task, settings, resume, growable=GROWABLE,
+                              prefix="kaug-fast-aa-")
     budget = Budget(minutes, total=folds * trials, desc="fast_aa: fold models",
                     progress=progress)
     # Helpers start now, so their TensorFlow start-up overlaps the fold models' training; they
     # wait for READY, written once every fold model is saved.
+    for i in range(1, workers):
+        if os.path.exists(os.path.join(workdir, f"worker{i}.ready")):
+            os.remove(os.path.join(workdir, f"worker{i}.ready"))
     helpers = [subprocess.Popen([sys.executable, "-m", "keras_aug.search.fast_aa", workdir,
                                  str(i), str(budget.remaining())]) for i in range(1, workers)]
     try:
         models = _fold_models(task, splits, seed, workdir, budget)
         open(os.path.join(workdir, READY), "w").close()
         budget.describe("fast_aa: scoring policies")
+        _wait_for(helpers, workdir, budget)
         stopped = _search_folds(task, splits, models, settings, workdir, budget, worker=0)
         for helper in helpers:
             if helper.wait() != 0:
@@ -132,33 +132,6 @@ def search(
     return SearchResult(policy, report)
 
 
-def _prepare_workdir(workdir: str, task: SearchTask, settings: dict, resume: bool) -> None:
-    os.makedirs(workdir, exist_ok=True)
-    path = os.path.join(workdir, SETTINGS)
-    if os.path.exists(path):
-        if not resume:
-            raise ValueError(f"workdir {workdir!r} already holds a search; pass resume=True "
-                             f"(kaug search --resume) to continue it, or use another directory")
-        try:
-            with open(path) as f:
-                saved = json.load(f)
-        except (OSError, json.JSONDecodeError) as e:
-            raise ValueError(f"cannot read the search settings {path!r}: {e}") from None
-        changed = sorted(k for k in set(saved) | set(settings)
-                         if k not in GROWABLE and saved.get(k) != settings.get(k))
-        if changed:
-            raise ValueError(f"resume: the search in {workdir!r} was made with other settings "
-                             f"({', '.join(changed)} differ); resume with the same ones")
-        saved.update({k: settings[k] for k in GROWABLE})
-        with open(path, "w") as f:
-            json.dump(saved, f, indent=1)
-        return
-    np.savez(os.path.join(workdir, TASK), images=task.images, labels=task.labels,
-             num_classes=task.num_classes)
-    with open(path, "w") as f:
-        json.dump(settings, f, indent=1)
-
-
 def _storage(workdir: str):
     from optuna.storages import JournalStorage
     from optuna.storages.journal import JournalFileBackend
@@ -191,6 +164,15 @@ def _fold_models(task, splits, seed, workdir, budget):
             model.save_weights(path)
         models.append(model)
     return models
+
+
+def _wait_for(helpers, workdir: str, budget: Budget) -> None:
+    """Wait (within the budget) until every helper has loaded the fold models, so that all
+    workers score from the start."""
+    for i, helper in enumerate(helpers, start=1):
+        marker = os.path.join(workdir, f"worker{i}.ready")
+        while not os.path.exists(marker) and helper.poll() is None and not budget.expired():
+            time.sleep(0.2)
 
 
 def _search_folds(task, splits, models, settings, workdir, budget, worker: int) -> bool:
@@ -252,6 +234,7 @@ def _worker_main(argv) -> None:
             return
         time.sleep(0.5)
     models = _fold_models(task, splits, settings["seed"], workdir, budget)
+    open(os.path.join(workdir, f"worker{index}.ready"), "w").close()
     _search_folds(task, splits, models, settings, workdir, budget, worker=index)
 
 

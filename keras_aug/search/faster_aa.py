@@ -22,7 +22,6 @@ from __future__ import annotations
 import json
 import math
 import os
-import tempfile
 import time
 
 import keras
@@ -37,10 +36,10 @@ from keras_aug.policies.policy import Policy
 from keras_aug.policies.registry import OPS, op_parameter
 from keras_aug.search.budget import Budget
 from keras_aug.search.child import small_cnn
-from keras_aug.search.fast_aa import _prepare_workdir
 from keras_aug.search.report import SearchReport, SearchResult
 from keras_aug.search.space import SearchSpace
 from keras_aug.search.task import SearchTask
+from keras_aug.search.workdir import prepare_workdir
 
 __all__ = ["DIFFERENTIABLE_OPS", "DifferentiablePolicy", "apply_op", "critic_network", "search"]
 
@@ -298,11 +297,7 @@ def search(
                 "critic_lr": check_number("critic_lr", critic_lr, 0.0, low_open=True),
                 "log_every": log_every, "seed": int(seed), "space": task.space.to_dict(),
                 "images": int(len(task.images))}
-    if resume and workdir is None:
-        raise ValueError("resume=True needs the workdir of the search to continue")
-    if workdir is None:
-        workdir = tempfile.mkdtemp(prefix="kaug-faster-aa-")
-    _prepare_workdir(workdir, task, settings, resume)
+    workdir = prepare_workdir(workdir, task, settings, resume, prefix="kaug-faster-aa-")
 
     augmenter = DifferentiablePolicy(task.space, temperature, seed)
     critic = critic_network(task.image_shape, task.num_classes, seed)
