@@ -242,3 +242,14 @@ def test_boxes_refused_by_a_member_are_refused_by_the_pipeline():
     with pytest.raises(ValueError, match="AugMix"):
         pipe({"images": _images().numpy(), "bounding_boxes": {"boxes": np.zeros((8, 1, 4), np.float32),
                                                        "labels": np.zeros((8, 1), np.int32)}})
+
+
+@pytest.mark.parametrize("outer", [None, "yxyx"])
+def test_a_member_box_format_other_than_the_compositions_is_refused(outer):
+    with pytest.raises(ValueError, match=r"'xyxy'.*" + repr(outer)):
+        L.Pipeline([L.RandomFlip(bounding_box_format="xyxy")], bounding_box_format=outer)
+    with pytest.raises(ValueError, match="bounding_box_format"):
+        L.RandomApply(L.RandomFlip(bounding_box_format="xyxy"), bounding_box_format=outer)
+    # members without a format, or with the composition's own, are fine
+    L.Pipeline([L.RandomFlip(), L.RandomFlip(bounding_box_format="yxyx")],
+               bounding_box_format="yxyx")

@@ -153,6 +153,10 @@ class RandomErasing(KeepsBoxes, AugmentationLayer):
         edges = tf.cast(tf.stack([top, left, top + bh, left + bw], axis=-1), tf.int32)
         return {"edges": edges, "fill": _sample_fill(self, draws, images, [batch_size, n])}
 
+    def fold_p(self, params, apply):
+        """A sample `p` leaves out gets empty boxes (erases nothing)."""
+        return {**params, "edges": tf.where(apply[:, None, None], params["edges"], 0)}
+
     def augment_images(self, images, params):
         return ops.erase_boxes(images, params["edges"], params["fill"])
 
@@ -204,6 +208,10 @@ class RandomCutout(KeepsBoxes, AugmentationLayer):
         params["fill"] = fill[:, None, None, :] if self.mode == "random" else fill
         return params
 
+    def fold_p(self, params, apply):
+        """A sample `p` leaves out gets a square of side 0 (erases nothing)."""
+        return {**params, "side": tf.where(apply, params["side"], 0.0)}
+
     def augment_images(self, images, params):
         return ops.cutout(images, params["center_y"], params["center_x"], params["side"],
                           params["side"], params["fill"])
@@ -253,6 +261,10 @@ class GridMask(KeepsBoxes, AugmentationLayer):
             "offset_y": tf.floor(draws.uniform([batch_size]) * unit),
             "offset_x": tf.floor(draws.uniform([batch_size]) * unit),
         }
+
+    def fold_p(self, params, apply):
+        """A sample `p` leaves out gets holes of side 0 (erases nothing)."""
+        return {**params, "hole": tf.where(apply, params["hole"], 0.0)}
 
     def augment_images(self, images, params):
         shape = tf.shape(images)

@@ -73,6 +73,13 @@ class _Composite(AugmentationLayer):
             raise ValueError(
                 f"every layer must use value_range={self.value_range}, got "
                 f"{[layer.value_range for layer in layers]}")
+        for i, layer in enumerate(layers):
+            if layer.bounding_box_format not in (None, self.bounding_box_format):
+                raise ValueError(
+                    f"layers[{i}] ({layer.name}) has bounding_box_format="
+                    f"{layer.bounding_box_format!r} but this {type(self).__name__} has "
+                    f"bounding_box_format={self.bounding_box_format!r}: the composition reads "
+                    f"and writes the boxes, so give it the format (its layers need none)")
         for layer in layers:
             outer = layer.__dict__.get("_outer")
             if outer is not None and outer() is not None:

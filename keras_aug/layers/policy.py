@@ -76,14 +76,30 @@ class _FusedPolicy(AugmentationLayer):
             params["cutout_center"] = draws.uniform(list(shape) + [2])
         return params
 
+    @property
+    def _executor_names(self) -> tuple[str, ...]:
+        """The op names the fused executor indexes: `op_names`, plus a trailing Identity where
+        they lack one (never drawn; the op that `p` folds a left-out sample into)."""
+        names = tuple(self.op_names)
+        return names if "Identity" in names else names + ("Identity",)
+
+    def fold_p(self, params, apply):
+        """A sample `p` leaves out runs Identity in every slot: no warp and no costly op for it,
+        where a select would compute its ops and discard them."""
+        ops = params["ops"]
+        rows = tf.shape(ops)[0] // tf.shape(apply)[0]  # AugMix: `width` chains per image
+        keep = tf.repeat(apply, rows)[:, None]
+        identity = tf.constant(self._executor_names.index("Identity"), ops.dtype)
+        return {**params, "ops": tf.where(keep, ops, identity)}
+
     def _magnitude(self, params) -> tf.Tensor:
         """The magnitudes the ops run at: the sampled ones scaled by the live `strength`."""
         return params["magnitude"] * self.live("strength")
 
-    def _apply(self, images, params, op_names=None):
+    def _apply(self, images, params):
         return apply_op_sequence(
             images, params["ops"], self._magnitude(params), params["sign"],
-            op_names=op_names or self.op_names, space=self.space, value_range=self.value_range,
+            op_names=self._executor_names, space=self.space, value_range=self.value_range,
             interpolation=self.interpolation, fill_value=self._fill,
             cutout_centers=params.get("cutout_center"), xla=self.jit_compile,
         )
@@ -94,7 +110,7 @@ class _FusedPolicy(AugmentationLayer):
     def augment_bounding_boxes(self, boxes, params, height, width):
         # The same per-sample matrix the fused warp uses; colour ops and Cutout move no boxes.
         matrix = op_sequence_matrix(params["ops"], self._magnitude(params), params["sign"],
-                                    op_names=self.op_names, space=self.space, height=height,
+                                    op_names=self._executor_names, space=self.space, height=height,
                                     width=width)
         return warp_boxes(boxes, matrix)
 
@@ -388,6 +404,11 @@ class AugMix(_FusedPolicy):
         params["mix"] = draws.beta([batch_size], alpha, alpha)
         return params
 
+    def fold_p(self, params, apply):
+        """Left-out samples run Identity chains (see `_FusedPolicy.fold_p`) and keep their input
+        (a select after the blend, which XLA fuses into it: the chains are the costly part)."""
+        return {**super().fold_p(params, apply), "keep": apply}
+
     def augment_images(self, images, params):
         chains = self._apply(tf.repeat(images, self.width, axis=0), params)
         shape = tf.shape(images)
@@ -396,7 +417,10 @@ class AugMix(_FusedPolicy):
         m = params["mix"][:, None, None, None]
         # convex weights that sum to 1 up to float rounding: clip the ~1e-5 overshoot
         low, high = self.value_range
-        return tf.clip_by_value((1.0 - m) * images + m * mixed, low, high)
+        out = tf.clip_by_value((1.0 - m) * images + m * mixed, low, high)
+        if "keep" in params:  # see fold_p
+            out = tf.where(params["keep"][:, None, None, None], out, images)
+        return out
 
     def get_config(self):
         return {**super().get_config(), "severity": self.severity, "width": self.width,
