@@ -45,26 +45,3 @@ def search_policy(task: SearchTask, method: str = "fast_aa", *, minutes: float =
     return module.search(task, minutes=minutes, seed=seed, workdir=workdir, resume=resume,
                          progress=progress, **options)
 
-
-def shipped_policy(name: str = "digits_fast_aa"):
-    """A policy found by `kaug search` and shipped with the package; its `meta["command"]` is
-    the command line that produced it.
-
-    Args:
-        name: `"digits_fast_aa"` (Fast AutoAugment on 10 digits per class, seed 0).
-
-    Example:
-        >>> policy = shipped_policy("digits_fast_aa")
-        >>> policy.meta["command"].split()[:2]
-        ['kaug', 'search']
-    """
-    import importlib_resources
-
-    from keras_aug.policies.policy import Policy
-
-    files = importlib_resources.files("keras_aug.search") / "policies"
-    names = sorted(p.name[:-5] for p in files.iterdir() if p.name.endswith(".json"))
-    if name not in names:
-        raise ValueError(f"name must be one of {names}, got {name!r}")
-    with importlib_resources.as_file(files / f"{name}.json") as path:
-        return Policy.load(str(path))
