@@ -209,3 +209,52 @@ def test_cli_method_choices_are_the_library_methods():
     from keras_aug.search import METHODS
 
     assert METHOD_NAMES == tuple(METHODS)
+
+
+def _schedule():
+    from keras_aug.search import PolicySchedule
+
+    a = Policy(((PolicyOp("Invert", 0.0),),))
+    b = Policy(((PolicyOp("Invert", 1.0),),))
+    return PolicySchedule(((0, a), (2, b)), epochs=4), a, b
+
+
+def test_policy_schedule_round_trips_and_validates(tmp_path):
+    from keras_aug.search import PolicySchedule
+
+    schedule, a, b = _schedule()
+    assert [schedule.policy_at(e) for e in range(4)] == [a, a, b, b] and schedule.final == b
+    path = schedule.save(str(tmp_path / "s.schedule.json"))
+    assert PolicySchedule.load(path) == schedule
+    with pytest.raises(ValueError, match="start at 0 and increase"):
+        PolicySchedule(((1, a),), epochs=2)
+    with pytest.raises(ValueError, match="same shape"):
+        PolicySchedule(((0, a), (1, Policy(((PolicyOp("Invert", 1.0),),) * 2))), epochs=2)
+    with pytest.raises(ValueError, match="not a kaug policy schedule"):
+        PolicySchedule.from_dict({"entries": []})
+    with pytest.raises(ValueError, match="does not exist"):
+        PolicySchedule.load(str(tmp_path / "missing.json"))
+
+
+def test_scheduled_policy_switches_during_fit_without_retracing():
+    import keras
+
+    from keras_aug.search import ScheduledPolicy
+
+    schedule, a, _ = _schedule()
+    layer = AutoAugment(a, seed=0, jit_compile=False)
+    seen = []
+
+    class Probe(keras.callbacks.Callback):
+        def on_epoch_end(self, epoch, logs=None):
+            seen.append(float(tf.reduce_mean(augment(tf.zeros([2, 4, 4, 1])))))
+
+    augment = tf.function(lambda x: layer(x, training=True))
+    model = keras.Sequential([keras.Input((1,)), keras.layers.Dense(1)])
+    model.compile("sgd", "mse")
+    model.fit(np.zeros((4, 1)), np.zeros((4, 1)), epochs=4, verbose=0,
+              callbacks=[ScheduledPolicy(layer, schedule), Probe()])
+    assert seen == [0.0, 0.0, 255.0, 255.0]  # Invert at p=1 from epoch 2
+    assert augment.experimental_get_tracing_count() == 1
+    with pytest.raises(TypeError, match="AutoAugment"):
+        ScheduledPolicy(keras.layers.Dense(1), schedule)

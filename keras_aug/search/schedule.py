@@ -8,7 +8,7 @@ from dataclasses import dataclass
 import keras
 
 from keras_aug.core.validation import check_integer
-from keras_aug.policies.policy import Policy, resolve_policy
+from keras_aug.policies.policy import Policy
 
 FORMAT_VERSION = 1
 
@@ -50,13 +50,13 @@ class PolicySchedule:
             raise ValueError(f"every policy of a schedule must have the same shape and space, "
                              f"got {sorted(shapes)}")
 
+    def entry_at(self, epoch: int) -> int:
+        """The index of the entry in force at `epoch` (0-based)."""
+        return max(i for i, (start, _) in enumerate(self.entries) if epoch >= start)
+
     def policy_at(self, epoch: int) -> Policy:
         """The policy in force at `epoch` (0-based)."""
-        current = self.entries[0][1]
-        for start, policy in self.entries:
-            if epoch >= start:
-                current = policy
-        return current
+        return self.entries[self.entry_at(epoch)][1]
 
     @property
     def final(self) -> Policy:
@@ -132,8 +132,7 @@ class ScheduledPolicy(keras.callbacks.Callback):
         self._entry = None
 
     def on_epoch_begin(self, epoch, logs=None):
-        at = int(epoch * self.epoch_scale)
-        index = max(i for i, (start, _) in enumerate(self.schedule.entries) if at >= start)
+        index = self.schedule.entry_at(int(epoch * self.epoch_scale))
         if index != self._entry:
             self.layer.policy = self.schedule.entries[index][1]
             self._entry = index
@@ -142,10 +141,3 @@ class ScheduledPolicy(keras.callbacks.Callback):
         if logs is not None:
             logs["policy_entry"] = float(self._entry)
 
-
-def as_policy(policy_or_path) -> Policy:
-    """A `Policy` from a policy or a schedule file (its final policy)."""
-    if isinstance(policy_or_path, (str, os.PathLike)) and os.fspath(policy_or_path).endswith(
-            ".schedule.json"):
-        return PolicySchedule.load(os.fspath(policy_or_path)).final
-    return resolve_policy(policy_or_path)
