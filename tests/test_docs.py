@@ -22,7 +22,7 @@ ROOT = Path(__file__).resolve().parents[1]
 README = ROOT / "README.md"
 SKIP_MARK = "# doc: skip"
 PUBLIC_MODULES = ["keras_aug.layers", "keras_aug.data", "keras_aug.policies", "keras_aug.adversarial",
-                  "keras_aug.core", "keras_aug.search", "keras_aug.diagnose", "gan", "finetune"]
+                  "keras_aug.core", "keras_aug.search", "keras_aug.diagnose", "keras_aug.recipe", "gan", "finetune"]
 
 
 def readme_python_blocks() -> list[str]:

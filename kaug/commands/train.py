@@ -28,6 +28,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                    help="backbone weights: imagenet (downloaded once) or a local file")
     p.add_argument("--search", choices=("auto", "always", "never"), default="auto",
                    help="search a policy with fast_aa: when the budget allows (auto), always, never")
+    p.add_argument("--steps", type=int, default=None,
+                   help="optimizer steps per run of the CNN from scratch (default: from the data)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--out", default="runs/train", help="output folder (default runs/train)")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
@@ -39,7 +41,7 @@ def run(args: argparse.Namespace) -> int:
 
     result = train(args.data, per_class=args.per_class, minutes=args.minutes,
                    backbone=args.backbone, weights=args.weights, seed=args.seed, out=args.out,
-                   search=args.search, progress=not args.no_progress)
+                   search=args.search, steps=args.steps, progress=not args.no_progress)
     report = result.report
     print(report.explain())
     line = f"validation accuracy {report.validation['accuracy']:.3f}"

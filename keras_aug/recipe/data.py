@@ -5,7 +5,6 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from keras_aug.core.validation import check_integer
 
 
 @dataclass
@@ -68,7 +67,7 @@ class RecipeData:
         """`load_dataset(spec)`'s train split (`per_class` images of each class if given, picked
         with `seed`) and its test split if any.
 
-        A class with fewer than `per_class` images raises, naming the class and its count.
+        A class with fewer than `per_class` images raises, naming the class and its folder.
         """
         from keras_aug.data import dataset_to_numpy, few_shot_indices, load_dataset
 
@@ -76,23 +75,15 @@ class RecipeData:
         images, labels = dataset_to_numpy(loaded.train)
         names = list(loaded.class_names) or [str(i) for i in range(loaded.num_classes)]
         if per_class is not None:
-            check_integer("per_class", per_class)
-            counts = np.bincount(labels, minlength=len(names))
-            short = [(names[c], int(n)) for c, n in enumerate(counts) if n < per_class]
-            if short:
-                listed = ", ".join(f"{name!r} has {n}" for name, n in short)
-                raise ValueError(
-                    f"per_class={per_class} but {len(short)} class(es) have fewer images: "
-                    f"{listed}. Use --per-class {min(n for _, n in short)} or fewer, leave it "
-                    "out to use every image, or add images to those classes.")
-            index = few_shot_indices(labels, per_class, seed)
+            index = few_shot_indices(labels, per_class, seed, class_names=names,
+                                     folder=loaded.folder)
             images, labels = images[index], labels[index]
         test_images = test_labels = None
         if loaded.test is not None:
             test_images, test_labels = dataset_to_numpy(loaded.test)
         return cls(images.astype(np.uint8), labels, names,
                    None if test_images is None else test_images.astype(np.uint8), test_labels,
-                   list(getattr(loaded, "skipped", [])), spec)
+                   list(loaded.skipped), spec)
 
 
 def holdout(labels: np.ndarray, fraction: float, seed: int) -> tuple[np.ndarray, np.ndarray]:

@@ -493,7 +493,12 @@ def choose_trainer(shape, k, backbone: str, weights):
         name = AUTO_BACKBONE
     else:
         name = backbone
-    size = max([s for s in BACKBONE_SIZES if s <= min(shape[:2])] or [min(BACKBONE_SIZES)])
+    from finetune.registry import get_spec
+
+    spec = get_spec(name)
+    size = int(np.clip(min(shape[:2]), spec.min_size, spec.default_size))
+    if backbone == "auto":
+        size = max([s for s in BACKBONE_SIZES if s <= size] or [min(BACKBONE_SIZES)])
 
     def plan_for(n_images):
         return plan(name, dataset_size=n_images, num_classes=k, weights=weights,
