@@ -5,6 +5,9 @@
     p = plan("MobileNetV2", dataset_size=500, num_classes=5, similarity=s, input_shape=(96, 96, 3))
     p.explain()
     result = fine_tune(p, train_ds, val_ds, checkpoint_path="best.weights.h5")
+
+`plan` also takes your own functional or Sequential keras.Model as the backbone (say how it
+scales its input with `preprocess=`): `plan(my_cnn, 500, 5, preprocess="unit")`.
 """
 from keras_aug import backend as _backend  # noqa: F401
 
@@ -14,6 +17,7 @@ from finetune.registry import (
     Backbone,
     BackboneSpec,
     Preprocess,
+    backbone_from_model,
     build_backbone,
     get_spec,
     list_backbones,
@@ -23,7 +27,7 @@ from finetune.similarity import SimilarityReport, adapt_batchnorm, estimate_simi
 from finetune.trainer import FinetuneResult, fine_tune
 
 __all__ = [
-    "REGISTRY", "Backbone", "BackboneSpec", "Preprocess", "build_backbone", "get_spec",
-    "list_backbones", "register_backbone", "estimate_similarity", "SimilarityReport",
+    "REGISTRY", "Backbone", "BackboneSpec", "Preprocess", "backbone_from_model", "build_backbone",
+    "get_spec", "list_backbones", "register_backbone", "estimate_similarity", "SimilarityReport",
     "adapt_batchnorm", "plan", "FinetunePlan", "Phase", "fine_tune", "FinetuneResult",
 ]

@@ -32,6 +32,11 @@ transfer-learning guide does, is NOT enough here: measured in Keras 3.15.1, `fit
 drift (tests/test_finetune.py checks they do not). `bn_policy="adapt"` instead re-estimates the
 moving statistics once on the new training data before training (AdaBN, Li et al. 2016) and then
 keeps them frozen the same way.
+
+The same holds for a backbone given as a `keras.Model`: its BatchNorm layers, including those
+inside composite layers (a custom layer holding sublayers), stay frozen in inference mode.
+`plan()` refuses `bn_policy="adapt"` for BatchNorm inside composite layers, which AdaBN's pass
+(one graph tap per BatchNorm input) cannot reach.
 """
 from __future__ import annotations
 
@@ -41,7 +46,7 @@ from dataclasses import dataclass, field
 import keras
 import numpy as np
 
-from finetune.registry import Backbone, build_backbone, get_spec
+from finetune.registry import Backbone, backbone_from_model, build_backbone, get_spec
 from keras_aug.core.validation import check_integer
 
 QUADRANTS = ("small+similar", "small+different", "large+similar", "large+different")
@@ -78,7 +83,14 @@ class FinetunePlan:
     `explain()` prints the reasoning (quadrant, thresholds, cut point, phases, learning rates).
 
     Attributes:
-        backbone, weights, input_shape: what the backbone is built from.
+        backbone: the registry name, or for a `keras.Model` backbone its name (a label only: such
+            a plan rebuilds its backbone by cloning `backbone_model`, never from the name).
+        weights: what the backbone loads: "imagenet", None or a file path; for a `keras.Model`,
+            the weights file loaded into its clone, or None (the model's own weights).
+        input_shape: the backbone's input (H, W, 3).
+        preprocess: the input convention (`Preprocess`) applied before the backbone.
+        backbone_model: the `keras.Model` given to `plan()`, or None for a registry backbone.
+            It is never modified: each `build_model()` trains a clone.
         num_classes, dataset_size, similarity: the facts the plan was decided on.
         quadrant: e.g. `"small+similar"`, the CS231n case chosen.
         cut_block: index of the last backbone block kept; the head sits on its output.
@@ -112,6 +124,8 @@ class FinetunePlan:
     head_l2: float = 1e-2
     backbone_kwargs: dict = field(default_factory=dict)
     reasons: list[str] = field(default_factory=list)
+    preprocess: str | None = None
+    backbone_model: keras.Model | None = field(default=None, repr=False, compare=False)
     _backbone: Backbone | None = field(default=None, repr=False)
 
     @property
@@ -122,9 +136,13 @@ class FinetunePlan:
 
     def new_backbone(self) -> Backbone:
         """A freshly loaded backbone (the one `plan()` built is handed out once, then rebuilt,
-        so two models from one plan never share fine-tuned weights)."""
+        so two models from one plan never share fine-tuned weights). A `keras.Model` backbone is
+        rebuilt as a new clone of `backbone_model`."""
         backbone, self._backbone = self._backbone, None
-        if backbone is None:
+        if backbone is None and self.backbone_model is not None:
+            backbone = backbone_from_model(self.backbone_model, self.preprocess, self.input_shape,
+                                           self.weights)
+        elif backbone is None:
             backbone = build_backbone(
                 self.backbone, self.weights, self.input_shape, **self.backbone_kwargs
             )
@@ -135,8 +153,14 @@ class FinetunePlan:
         t = self.thresholds
         per_class = self.dataset_size / self.num_classes
         sim = "not given (assumed similar)" if self.similarity is None else f"{self.similarity:.3f}"
+        if self.backbone_model is None:
+            source = f"weights={self.weights!r}"
+        else:
+            loaded = "its own weights" if self.weights is None else f"weights from {self.weights!r}"
+            source = (f"your keras.Model, {loaded}, preprocess={self.preprocess!r}, blocks found in "
+                      "its graph")
         lines = [
-            f"Fine-tuning plan for {self.backbone} (weights={self.weights!r}, input "
+            f"Fine-tuning plan for {self.backbone} ({source}, input "
             f"{self.input_shape[0]}x{self.input_shape[1]}): quadrant {self.quadrant.upper()}",
             f"- data: {self.dataset_size} images / {self.num_classes} classes = {per_class:.1f} per "
             f"class; 'large' from large_per_class={t['large_per_class']} per class",
@@ -183,12 +207,13 @@ class FinetunePlan:
 
 
 def plan(
-    backbone: str,
+    backbone: str | keras.Model,
     dataset_size: int,
     num_classes: int,
     similarity: float | None = None,
     *,
-    weights: str | None = "imagenet",
+    weights: str | None = "auto",
+    preprocess: str | None = None,
     input_shape: tuple[int, int, int] | None = None,
     large_per_class: float = 50,
     similar_threshold: float = 0.5,
@@ -208,13 +233,24 @@ def plan(
     """Decide how to fine-tune `backbone` on a dataset of `dataset_size` images.
 
     Args:
-        backbone: registry name (see `finetune.list_backbones()`).
+        backbone: registry name (see `finetune.list_backbones()`), or a functional or Sequential
+            `keras.Model` without its classification top (your own, or a KerasHub backbone):
+            its blocks are found in its graph (`backbone_from_model`); it is cloned, never
+            modified.
         dataset_size: number of training images.
         num_classes: number of classes.
         similarity: in [0, 1], e.g. from `estimate_similarity`; None = unknown, treated as
             similar (the common case: natural photos on an ImageNet backbone).
-        weights: "imagenet", None, or a local weights file path (see `build_backbone`).
-        input_shape: backbone input (H, W, 3); default the registry's default size.
+        weights: "auto" (default): "imagenet" for a registry name, the model's own weights for a
+            `keras.Model`. A registry name also takes "imagenet", None (random init) or a local
+            weights file path (see `build_backbone`); a `keras.Model` takes None (its own weights)
+            or a weights file path to load, and "imagenet" raises.
+        preprocess: how 0..255 images are scaled before a `keras.Model` backbone: "built-in"
+            (default for a model: it scales them itself, e.g. with a Rescaling layer), "unit"
+            ([0, 1]), "tf" ([-1, 1]), "torch" or "caffe" (see `BackboneSpec`). A registry
+            backbone knows its convention: leave None (or pass that same one).
+        input_shape: backbone input (H, W, 3); default the registry's default size, or the
+            model's input (a different one raises; it fills the model's None dimensions).
         large_per_class: images per class from which the data counts as "large" (default 50:
             below it, training conv blocks overfits more than it adapts; measured on digits).
         similar_threshold: similarity from which the domain counts as "similar" (default 0.5:
@@ -246,7 +282,6 @@ def plan(
         >>> p.quadrant, p.cut_block
         ('small+different', 1)
     """
-    spec = get_spec(backbone)
     check_integer("dataset_size", dataset_size)
     check_integer("num_classes", num_classes)
     if num_classes < 2:
@@ -273,9 +308,15 @@ def plan(
         raise ValueError(f"head_l2 must be >= 0, got {head_l2!r}")
     if bn_policy not in BN_POLICIES:
         raise ValueError(f"bn_policy must be one of {BN_POLICIES}, got {bn_policy!r}")
-    if input_shape is None:
-        input_shape = (spec.default_size, spec.default_size, 3)
-    built = build_backbone(backbone, weights, input_shape, **backbone_kwargs)
+    if weights == "auto":
+        weights = None if isinstance(backbone, keras.Model) else "imagenet"
+    built = _plan_backbone(backbone, weights, preprocess, input_shape, backbone_kwargs)
+    unreachable = _nested_batchnorms(built.model) if bn_policy == "adapt" else []
+    if unreachable:
+        raise ValueError(
+            f"bn_policy='adapt' cannot reach the BatchNorm layers inside composite layers of "
+            f"{built.name} ({', '.join(unreachable)}); use bn_policy='inference'."
+        )
     n_blocks = len(built.blocks)
 
     per_class = dataset_size / num_classes
@@ -312,7 +353,7 @@ def plan(
         reasons.append("small data: training conv blocks would overfit, so only the head trains "
                        "on frozen features")
     return FinetunePlan(
-        backbone=backbone, weights=weights, input_shape=tuple(input_shape),
+        backbone=built.name, weights=weights, input_shape=built.input_shape,
         num_classes=num_classes, dataset_size=dataset_size, similarity=similarity,
         quadrant=quadrant, cut_block=cut, phases=phases,
         block_names=[b.name for b in built.blocks],
@@ -320,9 +361,34 @@ def plan(
                     "small_tie_margin": small_tie_margin,
                     "earlier_cut_blocks": earlier_cut_blocks, "unfreeze_blocks": unfreeze_blocks},
         bn_policy=bn_policy, head_dropout=head_dropout, head_l2=head_l2,
-        backbone_kwargs=backbone_kwargs,
-        reasons=reasons, _backbone=built,
+        backbone_kwargs=backbone_kwargs, reasons=reasons, preprocess=built.spec.preprocess,
+        backbone_model=backbone if isinstance(backbone, keras.Model) else None, _backbone=built,
     )
+
+
+def _plan_backbone(backbone, weights, preprocess, input_shape, backbone_kwargs) -> Backbone:
+    """Build the backbone `plan()` decides on: a registry name or a user's `keras.Model`."""
+    if isinstance(backbone, keras.Model):
+        if backbone_kwargs:
+            raise TypeError(
+                f"backbone keyword arguments {sorted(backbone_kwargs)} only apply to registry "
+                "names; a keras.Model backbone is already built"
+            )
+        return backbone_from_model(backbone, "built-in" if preprocess is None else preprocess,
+                                   input_shape, weights)
+    if not isinstance(backbone, str):
+        raise TypeError(
+            f"backbone must be a registry name (str) or a keras.Model, got {type(backbone).__name__}"
+        )
+    spec = get_spec(backbone)
+    if preprocess is not None and preprocess != spec.preprocess:
+        raise ValueError(
+            f"preprocess={preprocess!r} does not apply to registry backbone {spec.name}, which "
+            f"expects {spec.preprocess!r}; preprocess= is for a keras.Model backbone"
+        )
+    if input_shape is None:
+        input_shape = (spec.default_size, spec.default_size, 3)
+    return build_backbone(backbone, weights, input_shape, **backbone_kwargs)
 
 
 # ---------------------------------------------------------------- the model a plan trains
@@ -412,10 +478,24 @@ def set_trainable_blocks(model: keras.Model, blocks) -> None:
                 # BatchNorm never trains: trainable=False is what keeps it in inference mode.
                 is_bn = isinstance(layer, keras.layers.BatchNormalization)
                 layer.trainable = block.index in blocks and not is_bn
+                for inner in _sublayers(layer):  # trainable=True reached a composite's BNs too
+                    if isinstance(inner, keras.layers.BatchNormalization):
+                        inner.trainable = False
     model.trunk.trainable = True  # container flag; per-layer flags above decide
     for layer in model.trunk.layers:
         if layer.name not in backbone.block_of_layer():
             layer.trainable = False
+
+
+def _sublayers(layer) -> list:
+    """Every layer inside `layer` (recursively), not `layer` itself."""
+    return list(layer._flatten_layers(include_self=False, recursive=True))
+
+
+def _nested_batchnorms(model: keras.Model) -> list[str]:
+    """Names of BatchNorm layers held inside other layers (not nodes of `model`'s graph)."""
+    return [f"{layer.name}/{inner.name}" for layer in model.layers for inner in _sublayers(layer)
+            if isinstance(inner, keras.layers.BatchNormalization)]
 
 
 def _layer_or_none(model, name):

@@ -10,6 +10,10 @@ so the model cut there is a valid single-tensor feature extractor. A *block* (st
 last cut point before the spatial resolution drops, as timm's `features_only` does. VGG16's blocks
 therefore end at block1_conv2, block2_conv2, block3_conv3, block4_conv3 and block5_pool; ResNet50's
 at conv1_relu, conv2_block3_out, ... NASNet's cells read the two previous cells, so it has few cuts.
+
+`backbone_from_model` makes a `Backbone` from a user's own functional or Sequential `keras.Model`
+(or a KerasHub backbone) the same way: blocks from its graph, a preprocessing convention given by
+the caller (a model does not know its own), and a clone so the user's model is never modified.
 """
 from __future__ import annotations
 
@@ -21,7 +25,7 @@ from typing import Callable
 import keras
 import numpy as np
 
-PREPROCESS_CONVENTIONS = ("caffe", "tf", "torch", "built-in")
+PREPROCESS_CONVENTIONS = ("caffe", "tf", "torch", "built-in", "unit")
 # torchvision / `mode="torch"` statistics and Caffe's BGR means (keras imagenet_utils).
 _TORCH_MEAN = (0.485, 0.456, 0.406)
 _TORCH_STD = (0.229, 0.224, 0.225)
@@ -36,8 +40,9 @@ class BackboneSpec:
         name: registry name, e.g. "MobileNetV2".
         constructor: `f(weights=, include_top=False, input_shape=, **kwargs) -> keras.Model`.
         preprocess: input convention: "caffe" (RGB->BGR, minus ImageNet means, 0..255 scale),
-            "tf" (scale to [-1, 1]), "torch" (scale to [0, 1], ImageNet mean/std) or "built-in"
-            (the model normalizes 0..255 input itself).
+            "tf" (scale to [-1, 1]), "torch" (scale to [0, 1], ImageNet mean/std), "built-in"
+            (the model normalizes 0..255 input itself) or "unit" (scale to [0, 1], as a model
+            trained on `x / 255` expects; no keras.applications model uses it).
         min_size: smallest height/width the architecture accepts.
         default_size: the ImageNet training resolution.
         family: module in keras.applications (where its `preprocess_input` lives) or "custom".
@@ -194,7 +199,7 @@ class Preprocess(keras.layers.Layer):
     digits feed ImageNet backbones. Equal to `keras.applications.<family>.preprocess_input`.
 
     Args:
-        convention: `"caffe"`, `"tf"`, `"torch"` or `"built-in"` (see `BackboneSpec`).
+        convention: `"caffe"`, `"tf"`, `"torch"`, `"built-in"` or `"unit"` (see `BackboneSpec`).
 
     Example:
         >>> out = Preprocess("tf")(np.full((1, 2, 2, 1), 255.0, "float32"))
@@ -216,6 +221,8 @@ class Preprocess(keras.layers.Layer):
             x = keras.ops.concatenate([x, x, x], axis=-1)
         if self.convention == "tf":
             return x / 127.5 - 1.0
+        if self.convention == "unit":
+            return x / 255.0
         if self.convention == "torch":
             return (x / 255.0 - np.array(_TORCH_MEAN, "float32")) / np.array(_TORCH_STD, "float32")
         if self.convention == "caffe":
@@ -353,6 +360,154 @@ def build_backbone(
     backbone = Backbone(spec, model, weights)
     backbone.blocks = find_blocks(model)
     return backbone
+
+
+def backbone_from_model(
+    model: keras.Model,
+    preprocess: str = "built-in",
+    input_shape: tuple[int, int, int] | None = None,
+    weights: str | None = None,
+) -> Backbone:
+    """A `Backbone` from a functional or Sequential `keras.Model` without its top.
+
+    The model is cloned (layers rebuilt from their configs, weights copied), so fine-tuning the
+    result never changes the caller's model; blocks come from the clone's graph (`find_blocks`).
+    A nested model inside it is one node of that graph, so its stages and BatchNorm layers could
+    not be reached: it raises and names the inner model to pass instead. Composite layers (a
+    custom layer holding sublayers) stay whole inside their block.
+
+    Args:
+        model: a functional model (`keras.Model(inputs, outputs)`, KerasHub backbones are) or a
+            `keras.Sequential` that starts with `keras.Input`; one image input (H, W, 3) and one
+            (batch, H, W, C) feature-map output. For a classifier, pass its feature part:
+            `keras.Model(model.input, model.get_layer(NAME).output)`.
+        preprocess: how 0..255 images are scaled before the model (see `BackboneSpec`):
+            "built-in" (default: the model scales them itself, e.g. with a Rescaling layer),
+            "unit" ([0, 1]), "tf" ([-1, 1]), "torch" or "caffe".
+        input_shape: (H, W, 3); default the model's. It must match the model's input, except
+            where that is None (e.g. KerasHub's `image_shape=(None, None, 3)`), which it fixes.
+        weights: None (keep the model's weights) or the path of a weights file saved from this
+            architecture (`model.save_weights`), loaded into the clone.
+
+    Example:
+        >>> inputs = keras.Input((32, 32, 3))
+        >>> x = keras.layers.Conv2D(8, 3, padding="same", name="c1")(inputs)
+        >>> x = keras.layers.MaxPooling2D(name="p1")(x)
+        >>> x = keras.layers.Conv2D(16, 3, padding="same", name="c2")(x)
+        >>> backbone = backbone_from_model(keras.Model(inputs, x, name="mine"), preprocess="unit")
+        >>> backbone.name, [b.end for b in backbone.blocks]
+        ('mine', ['c1', 'c2'])
+    """
+    graph = _as_graph(model)
+    name = model.name
+    if preprocess not in PREPROCESS_CONVENTIONS:
+        raise ValueError(f"preprocess must be one of {PREPROCESS_CONVENTIONS}, got {preprocess!r}")
+    if weights == "imagenet":
+        raise ValueError(
+            f"weights='imagenet' does not apply to a keras.Model backbone ({name!r}): it brings "
+            "its own weights. Pass weights=None to keep them, or the path of a weights file saved "
+            "from this architecture."
+        )
+    weights = _check_weights(weights)
+    shape = _model_input_shape(graph, name, input_shape)
+    try:
+        source = graph.inputs[0]
+        inputs = keras.Input(shape, dtype=source.dtype, name=source._keras_history[0].name)
+        clone = keras.models.clone_model(graph, input_tensors=inputs)
+    except Exception as err:
+        raise ValueError(
+            f"backbone {name!r} could not be cloned ({type(err).__name__}: {str(err)[:200]}): every "
+            "layer must rebuild from get_config() (give custom layers a get_config with their "
+            "constructor arguments)."
+        ) from None
+    if weights is None:
+        clone.set_weights(graph.get_weights())
+    else:
+        load_backbone_weights(clone, weights, name)
+    spec = BackboneSpec(name, _not_rebuildable(name), preprocess, min(shape[:2]), shape[0],
+                        "keras.Model", description="a keras.Model given to plan()")
+    return Backbone(spec, clone, weights, find_blocks(clone))
+
+
+def _as_graph(model) -> keras.Model:
+    """The model as a plain single-input, single-output functional graph (sharing its layers)."""
+    from keras.src.models.functional import Functional
+
+    if not isinstance(model, keras.Model):
+        raise TypeError(f"model must be a keras.Model, got {type(model).__name__}")
+    name = model.name
+    if isinstance(model, keras.Sequential):
+        try:
+            model.inputs
+        except AttributeError:
+            raise ValueError(
+                f"Sequential backbone {name!r} has no input shape yet: start it with "
+                "keras.Input((H, W, 3)) so its layers form a graph."
+            ) from None
+    elif not isinstance(model, Functional):
+        raise TypeError(
+            f"backbone {name!r} is a subclassed keras.Model ({type(model).__name__}): its call() is "
+            "Python code, so there is no layer graph to split into blocks. Build it with the "
+            "functional API (keras.Model(inputs, outputs)) or keras.Sequential, or register a "
+            "constructor with register_backbone()."
+        )
+    if len(model.inputs) != 1 or len(model.outputs) != 1:
+        raise ValueError(
+            f"backbone {name!r} must have one image input and one feature-map output, got "
+            f"{len(model.inputs)} inputs and {len(model.outputs)} outputs"
+        )
+    graph = keras.Model(model.inputs[0], model.outputs[0], name=name)
+    nested = [op.name for op in graph.operations if isinstance(op, keras.Model)]
+    if nested:
+        raise ValueError(
+            f"backbone {name!r} contains nested model(s) {nested}: a nested model is a single node "
+            "of the graph, so blocks (and its BatchNorm layers) inside it cannot be reached. Pass "
+            f"the inner model itself, e.g. plan(model.get_layer({nested[0]!r}), ...), or build one "
+            "flat functional model that calls its layers directly."
+        )
+    out = graph.outputs[0].shape
+    if len(out) != 4:
+        maps = [op.name for op in graph.operations if len(getattr(op.output, "shape", ())) == 4]
+        hint = (f", e.g. keras.Model(model.input, model.get_layer({maps[-1]!r}).output)"
+                if maps else "")
+        raise ValueError(
+            f"backbone {name!r} outputs shape {tuple(out)}; the head pools a (batch, H, W, C) "
+            f"feature map, so pass the model without its classification top{hint}."
+        )
+    return graph
+
+
+def _model_input_shape(graph, name, input_shape) -> tuple[int, int, int]:
+    """The model's (H, W, 3) input, with None dimensions filled from `input_shape`."""
+    own = tuple(graph.inputs[0].shape[1:])
+    if len(own) != 3 or own[-1] != 3:
+        raise ValueError(
+            f"backbone {name!r} takes input {own}; it must take (H, W, 3) images (grayscale is "
+            "repeated to 3 channels by Preprocess)."
+        )
+    if input_shape is None:
+        if None in own:
+            raise ValueError(
+                f"backbone {name!r} takes input {own} of undefined size: pass input_shape=(H, W, 3)."
+            )
+        return own
+    given = tuple(int(s) for s in input_shape)
+    if len(given) != 3 or any(o is not None and o != g for o, g in zip(own, given)):
+        raise ValueError(
+            f"input_shape={given} does not match backbone {name!r}'s input {own}; leave "
+            "input_shape=None to use the model's own."
+        )
+    return given
+
+
+def _not_rebuildable(name: str) -> Callable[..., keras.Model]:
+    def constructor(**kwargs):
+        raise TypeError(
+            f"backbone {name!r} came from a keras.Model, not the registry: it has no constructor. "
+            "FinetunePlan.new_backbone() clones the model instead."
+        )
+
+    return constructor
 
 
 def _is_path(weights) -> bool:
