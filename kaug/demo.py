@@ -55,7 +55,7 @@ class DemoRow:
     augment: Callable[[int], Callable | None] | None = None
     run: Callable[[DemoData, int, DemoConfig], tuple[float, dict]] | None = None
     in_quick: bool = False  # `kaug demo --quick` runs only the rows that set this
-    core: bool = False  # plain `kaug demo` runs the core rows; `--all` runs every row
+    core: bool = False  # plain `kaug demo` runs the core rows; `--full` runs every row
     notes: str = ""
     extra: dict = field(default_factory=dict)
 

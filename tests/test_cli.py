@@ -35,7 +35,7 @@ def test_demo_quick_smoke(tmp_path, capsys):
     out = tmp_path / "demo"
     assert main(["demo", "--quick", "--out", str(out)]) == 0
     printed = capsys.readouterr().out
-    assert "| no augmentation |" in printed
+    assert "| no augmentation |" in printed and "| kaug train (recipe) |" in printed
     assert "max |serve - predict|" in printed and "(equal)" in printed
     for name in ("results.md", "learning_curves.png", "preview.png"):
         assert os.path.getsize(out / name) > 100
@@ -71,7 +71,7 @@ def _commands() -> list[str]:
 
 
 @pytest.mark.parametrize("command", [None, "demo", "preview", "gan", "finetune", "adversarial",
-                                     "diagnose", "search"])
+                                     "diagnose", "search", "train"])
 def test_help_imports_no_tensorflow(command):
     """`kaug --help` and `kaug <command> --help` build the parser without TensorFlow: no
     start-up log lines, no tensorflow/keras/library module imported."""
@@ -84,7 +84,7 @@ def test_help_imports_no_tensorflow(command):
 
 def test_every_command_is_an_entry_point():
     assert _commands() == ["adversarial", "demo", "diagnose", "finetune", "gan", "preview",
-                           "search"]
+                           "search", "train"]
     assert set(_commands()) == set(build_parser()._subparsers._group_actions[0].choices)
 
 

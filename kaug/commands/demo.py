@@ -13,9 +13,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     demo.add_argument("--steps", type=int, default=800,
                       help="optimizer steps per run (default 800; 2400 shows augmentation's gain, "
                            "~3x the time)")
-    demo.add_argument("--all", action="store_true",
-                      help="every row: policies, mixing, PuzzleMix, GAN samples, fine-tuning "
-                           "(~20 min on 2 cores; the default core rows take ~5)")
+    demo.add_argument("--full", action="store_true",
+                      help="every component's row: policies, mixing, PuzzleMix, GAN samples, "
+                           "fine-tuning, adaptive (~25 min on 2 cores; the default rows take ~5)")
     demo.set_defaults(func=_demo)
 
 
@@ -28,6 +28,6 @@ def _demo(args: argparse.Namespace) -> int:
         if args.steps < 10:
             raise ValueError(f"--steps must be >= 10, got {args.steps}")
         config = DemoConfig(seeds=tuple(range(args.seeds)), steps=args.steps, out_dir=args.out,
-                            all_rows=args.all)
+                            all_rows=args.full)
     run_demo(config)
     return 0

@@ -85,8 +85,7 @@ def to_markdown(report) -> str:
               f"| validation (held out, validated run) | {report.validation['accuracy']:.3f} | "
               f"{report.validation['loss']:.3f} |"]
     if report.test is not None:
-        lines.append(f"| test (final model, read once) | {report.test['accuracy']:.3f} | "
-                     f"{report.test['loss']:.3f} |")
+        lines.append(f"| test (final model, read once) | {report.test['accuracy']:.3f} | |")
     else:
         lines.append("| test | no test split in this dataset | |")
     lines += ["", f"{report.steps} steps per run; final model "

@@ -291,7 +291,7 @@ def train(
     *,
     per_class: int | None = None,
     minutes: float = 10.0,
-    backbone: str = "auto",
+    backbone: str | keras.Model = "auto",
     weights: str | None = "imagenet",
     seed: int = 0,
     out: str | None = None,
@@ -306,8 +306,10 @@ def train(
         data: `"digits"`, `"folder:PATH"`, `"tfds:NAME"` or a `RecipeData`.
         per_class: use this many training images per class (picked with `seed`).
         minutes: the wall-clock budget for everything (choices, training, export).
-        backbone: `"auto"` (decide), `"none"` (the CNN from scratch) or a backbone registry name.
-        weights: the backbone's weights (`"imagenet"` or a local file) when one is used.
+        backbone: `"auto"` (decide), `"none"` (the CNN from scratch), a backbone registry name
+            (`finetune.list_backbones()`) or your own functional `keras.Model` without its top
+            (it scales its own 0..255 input; see `finetune.plan`).
+        weights: a registry backbone's weights (`"imagenet"` or a local file).
         seed: every random choice (split, initialisation, augmentation) follows it.
         out: write `model.keras`, `saved_model/`, `report.md` and the PNGs here.
         validation_fraction: share of every class held out to validate the choices.
@@ -481,10 +483,21 @@ def choose_trainer(shape, k, backbone: str, weights):
     whose weights load, else the CNN from scratch."""
     from finetune import plan
 
+    if isinstance(backbone, keras.Model):
+        model = backbone
+
+        def plan_for(n_images):
+            return plan(model, dataset_size=n_images, num_classes=k)
+
+        plan_for(k * 10)  # a model that cannot be split into blocks raises here
+        return BackboneTrainer(shape, k, plan_for), (
+            f"your model {model.name!r}, split into blocks by its structure; finetune.plan "
+            "decides which blocks train from the dataset size")
     if backbone == "none":
         return ScratchTrainer(shape, k), "asked for (--backbone none)"
     if not isinstance(backbone, str):
-        raise TypeError(f"backbone must be 'auto', 'none' or a registry name, got {backbone!r}")
+        raise TypeError(f"backbone must be 'auto', 'none', a registry name or a keras.Model, "
+                        f"got {backbone!r}")
     if backbone == "auto":
         if min(shape[:2]) < min(BACKBONE_SIZES):
             return ScratchTrainer(shape, k), (
