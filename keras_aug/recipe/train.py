@@ -25,7 +25,7 @@ BATCH_SIZE = 25
 LEARNING_RATE = 2e-3
 LABEL_SMOOTHING = 0.1
 EVALS = 10  # validation points on the learning curve
-MIN_STEPS, MAX_STEPS, STEPS_PER_IMAGE = 800, 6000, 16
+MIN_STEPS, MAX_STEPS, STEPS_PER_IMAGE = 800, 6000, 10
 
 
 @dataclass
@@ -374,11 +374,13 @@ def train(
     def cost(n_steps):
         return overhead + n_steps * per_step * 1.15  # + evaluation and input pipeline
 
-    budget = deadline - time.time() - 15.0  # the test evaluation and the export
+    budget = deadline - time.time() - (15.0 if out else 3.0)  # test evaluation, export
     fill = _fill(data.images)
     candidates = [c for c in augmentation_candidates(data, fill)
                   if trainer.soft_labels or "MixUp" not in c.name]
-    refit = 2 * cost(steps) <= budget
+    # The refit sees every image: as many steps per image as the validated run had.
+    refit_steps = steps if steps_given else trainer.steps(len(data.labels))
+    refit = cost(steps) + cost(refit_steps) <= budget
     if cost(steps) > budget:
         if not trainer.soft_labels:
             raise ValueError(f"minutes={minutes} is too small to fine-tune {trainer.name} once "
@@ -389,7 +391,7 @@ def train(
             raise ValueError(f"minutes={minutes} is too small to train one model on this data "
                              f"(~{cost(10 * EVALS) / 60:.1f} min at {per_step * 1e3:.0f} ms/step "
                              "for the shortest useful run); give more minutes")
-    extra_budget = budget - cost(steps) * (2 if refit else 1)
+    extra_budget = budget - cost(steps) - (cost(refit_steps) if refit else 0)
     affordable = max(0, int(extra_budget // cost(steps)))
     tried, dropped = candidates[:1 + affordable], candidates[1 + affordable:]
     decisions.append(Decision(
@@ -402,7 +404,7 @@ def train(
 
     x_fit, y_fit = data.images[fit_idx], data.labels[fit_idx]
     val = _dataset(data.images[val_idx], data.labels[val_idx], k, None, seed, False)
-    bar = tqdm(total=steps * (len(tried) + refit), desc="kaug train", unit="step",
+    bar = tqdm(total=steps * len(tried) + refit * refit_steps, desc="kaug train", unit="step",
                disable=not progress)
     runs = {}
 
@@ -438,12 +440,13 @@ def train(
             best, tried, dropped, len(val_idx))))
         model, history, diagnosis = runs[best.name]
         validation = {"accuracy": best.accuracy, "loss": best.loss}
-        if refit and time.time() + cost(steps) < deadline:
+        if refit and time.time() + cost(refit_steps) < deadline:
             bar.set_postfix_str("final model on every image")
-            model, _, hit = _run(trainer, best, data.images, data.labels, None, steps, seed,
-                                 deadline, bar)
+            model, _, hit = _run(trainer, best, data.images, data.labels, None, refit_steps,
+                                 seed, deadline, bar)
             decisions.append(Decision(
-                "final model", f"retrained on all {len(data.labels)} images",
+                "final model", f"retrained on all {len(data.labels)} images"
+                + (f" ({refit_steps} steps)" if trainer.soft_labels else ""),
                 "the held-out images chose the setup; the final model learns from them too"
                 + (" (stopped early by the budget)" if hit else "")))
         else:
