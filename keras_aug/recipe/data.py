@@ -90,6 +90,11 @@ def holdout(labels: np.ndarray, fraction: float, seed: int) -> tuple[np.ndarray,
     """A stratified `(fit, validation)` index split: `fraction` of every class (at least one
     image, and at least one left to fit on) is held out.
 
+    Args:
+        labels: integer labels.
+        fraction: share of every class held out, in (0, 1).
+        seed: which images are held out.
+
     Example:
         >>> fit, val = holdout(np.repeat(np.arange(2), 10), 0.2, seed=0)
         >>> len(fit), len(val)

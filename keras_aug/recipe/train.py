@@ -30,7 +30,17 @@ MIN_STEPS, MAX_STEPS, STEPS_PER_IMAGE = 800, 6000, 10
 
 @dataclass
 class Decision:
-    """One choice `train` made: what it is about, what was chosen, and why."""
+    """One choice `train` made: what it is about, what was chosen, and why.
+
+    Attributes:
+        topic: what the choice is about (`"model"`, `"augmentation"`, `"steps"`, ...).
+        choice: what was chosen.
+        why: the reason, with the numbers it rests on.
+
+    Example:
+        >>> Decision("label smoothing", "0.1", "measured +2.5 points").topic
+        'label smoothing'
+    """
 
     topic: str
     choice: str
@@ -39,7 +49,19 @@ class Decision:
 
 @dataclass
 class Candidate:
-    """A training setup tried on the held-out images."""
+    """A training setup tried on the held-out images (scores filled in once it ran).
+
+    Attributes:
+        name: what the setup is, e.g. `"mild affine + MixUp (alpha 0.2)"`.
+        build: `seed -> batch augmentation` taking `(images, labels)`, or `None`.
+        why: why it is a candidate.
+        accuracy, loss: on the held-out images; `None` if the budget did not allow it.
+        seconds: its training time.
+
+    Example:
+        >>> Candidate("none", lambda seed: None, "the control").accuracy is None
+        True
+    """
 
     name: str
     build: Callable[[int], Any]  # seed -> batch augmentation (takes (images, labels)) or None
@@ -51,7 +73,27 @@ class Candidate:
 
 @dataclass
 class TrainReport:
-    """What `train` decided, measured and wrote (`report.md` renders it)."""
+    """What `train` decided, measured and wrote (`report.md` renders it).
+
+    Attributes:
+        decisions: every `Decision`, in the order taken.
+        candidates: the setups tried (and those the budget left out).
+        validation: held-out `accuracy` and `loss` of the validated run.
+        history: the validated run's epoch logs (learning curves).
+        diagnosis: the regime of those curves (`keras_aug.diagnose.Diagnosis`).
+        test: `{"accuracy": ...}` of the final model on the dataset's test split, or `None`.
+        confusion: the test confusion matrix (rows true, columns predicted), or `None`.
+        class_names: in label order.
+        seconds: wall time of the whole call.
+        steps: optimizer steps of each validated run.
+        refit: whether the final model was retrained on every image.
+        files: what was written (`"model"`, `"saved_model"`, `"report"`, PNGs).
+        skipped: files the loader skipped, with the reason.
+
+    Example:
+        >>> result = train("digits", per_class=10, minutes=2)  # doctest: +SKIP
+        >>> print(result.report.explain())                     # doctest: +SKIP
+    """
 
     decisions: list[Decision]
     candidates: list[Candidate]
@@ -85,6 +127,17 @@ class TrainReport:
 
 @dataclass
 class TrainResult:
+    """What `train` returns.
+
+    Attributes:
+        model: the final trained classifier (logits; input uint8-valued float images).
+        report: the `TrainReport`.
+
+    Example:
+        >>> result = train("digits", per_class=10, minutes=2)  # doctest: +SKIP
+        >>> result.model.predict(images).argmax(-1)            # doctest: +SKIP
+    """
+
     model: keras.Model
     report: TrainReport
 
