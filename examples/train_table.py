@@ -8,9 +8,9 @@ Rows: "no augmentation" and "Keras built-in" are the demo's (its small CNN, 800 
 RandomRotation 0.08 + RandomTranslation 0.1 + RandomZoom 0.15); "kaug train (recipe)" is
 `keras_aug.recipe.train` with the given budget, deciding by itself. Datasets (no download):
 - digits: scikit-learn's 8x8 digits at 32x32, the demo's data (797 test images);
-- photos: "which of 10 photos is this 32x32 patch from?" (examples/mixing_table.py's task; the
-  40x40 training patches are centre-cropped to 32x32), 1,155 test patches from a band of each
-  photo no training patch touches;
+- photos: "which of 10 photos is this 32x32 patch from?" (examples/mixing_table.py's task, with
+  32x32 training patches at a stride of 8 from its training band), 1,155 test patches from a band
+  of each photo no training patch touches;
 - faces: scikit-image's `lfw_subset`, 100 faces and 100 non-faces (25x25 gray); per seed 50 of
   each class are the training pool and the other 50 the test set.
 Results are cached in the JSON, so an interrupted run resumes; prints a markdown table and the
@@ -44,12 +44,13 @@ def dataset(name: str, seed: int):
         tx, ty = dataset_to_numpy(data.test)
         return x, y, tx, ty, [str(i) for i in range(10)]
     if name == "photos":
-        from mixing_table import PATCH, PHOTOS, TRAIN_PATCH, photo_patches
+        import mixing_table
 
-        x, y = photo_patches("train")
-        off = (TRAIN_PATCH - PATCH) // 2
-        tx, ty = photo_patches("test")
-        return x[:, off:off + PATCH, off:off + PATCH], y, tx, ty, list(PHOTOS)
+        # 32x32 training patches at a stride of 8 from the training band (>= 76 per photo).
+        mixing_table.BANDS.setdefault("train32", mixing_table.BANDS["train"])
+        x, y = mixing_table.photo_patches("train32")
+        tx, ty = mixing_table.photo_patches("test")
+        return x, y, tx, ty, list(mixing_table.PHOTOS)
     if name == "faces":
         import skimage.data
 
