@@ -424,41 +424,33 @@ def train(
         check_integer("steps", steps, EVALS)
         steps = steps // EVALS * EVALS
 
-    def cost(n_steps):
+    def estimate(n_steps):  # before any run, from the calibration
         return overhead + n_steps * per_step * 1.15  # + evaluation and input pipeline
 
-    budget = deadline - time.time() - (15.0 if out else 3.0)  # test evaluation, export
+    reserve = 15.0 if out else 3.0  # the test evaluation and the export
+
+    def left():
+        return deadline - time.time() - reserve
+
     fill = _fill(data.images)
     candidates = [c for c in augmentation_candidates(data, fill)
                   if trainer.soft_labels or "MixUp" not in c.name]
     # The refit sees every image: as many steps per image as the validated run had.
     refit_steps = steps if steps_given else trainer.steps(len(data.labels))
-    refit = cost(steps) + cost(refit_steps) <= budget
-    if cost(steps) > budget:
+    if estimate(steps) > left():
         if not trainer.soft_labels:
             raise ValueError(f"minutes={minutes} is too small to fine-tune {trainer.name} once "
-                             f"(~{cost(steps) / 60:.1f} min here); give more minutes or "
+                             f"(~{estimate(steps) / 60:.1f} min here); give more minutes or "
                              "--backbone none")
-        steps = int((budget - overhead) / (per_step * 1.15)) // EVALS * EVALS
+        steps = int((left() - overhead) / (per_step * 1.15)) // EVALS * EVALS
         if steps < 10 * EVALS:
             raise ValueError(f"minutes={minutes} is too small to train one model on this data "
-                             f"(~{cost(10 * EVALS) / 60:.1f} min at {per_step * 1e3:.0f} ms/step "
-                             "for the shortest useful run); give more minutes")
-    extra_budget = budget - cost(steps) - (cost(refit_steps) if refit else 0)
-    affordable = max(0, int(extra_budget // cost(steps)))
-    tried, dropped = candidates[:1 + affordable], candidates[1 + affordable:]
-    decisions.append(Decision(
-        "steps", trainer.describe(steps),
-        ("asked for; " if steps_given else
-         f"{STEPS_PER_IMAGE} steps per training image within [{MIN_STEPS}, {MAX_STEPS}] (long "
-         "training with augmentation beat short on every seed, docs/diagnose.md); "
-         if trainer.soft_labels else "") +
-        f"measured {per_step * 1e3:.0f} ms/step here, so one run costs ~{cost(steps):.0f} s"))
+                             f"(~{estimate(10 * EVALS) / 60:.1f} min at {per_step * 1e3:.0f} "
+                             "ms/step for the shortest useful run); give more minutes")
 
     x_fit, y_fit = data.images[fit_idx], data.labels[fit_idx]
     val = _dataset(data.images[val_idx], data.labels[val_idx], k, None, seed, False)
-    bar = tqdm(total=steps * len(tried) + refit * refit_steps, desc="kaug train", unit="step",
-               disable=not progress)
+    bar = tqdm(total=steps + refit_steps, desc="kaug train", unit="step", disable=not progress)
     runs = {}
 
     def validate(candidate):
@@ -475,12 +467,33 @@ def train(
         return hit
 
     try:
-        for candidate in tried:
-            if validate(candidate):
+        tried = [candidates[0]]
+        hit = validate(candidates[0])
+        seconds_per_step = candidates[0].seconds / steps  # measured: everything included
+
+        def cost(n_steps):
+            return n_steps * seconds_per_step
+
+        decisions.append(Decision(
+            "steps", trainer.describe(steps),
+            ("asked for; " if steps_given else
+             f"{STEPS_PER_IMAGE} steps per training image within [{MIN_STEPS}, {MAX_STEPS}] "
+             "(long training with augmentation beat short on every seed, docs/diagnose.md); "
+             if trainer.soft_labels else "") +
+            f"the first run took {candidates[0].seconds:.0f} s here, which sets how many "
+            "candidates and whether a refit fit in the budget"))
+        # The refit is planned first: it is worth more than one more candidate.
+        refit = not hit and cost(refit_steps) <= left()
+        for candidate in candidates[1:]:
+            if hit or left() - (cost(refit_steps) if refit else 0.0) < cost(steps):
                 break
-        if search == "always" or (search == "auto" and deadline - time.time() > 20 * 60
+            bar.total += steps
+            tried.append(candidate)
+            hit = validate(candidate)
+        dropped = [c for c in candidates if c not in tried]
+        if search == "always" or (search == "auto" and left() > 20 * 60
                                   and len(fit_idx) >= 5 * k):
-            search_minutes = min(10.0, 0.4 * (deadline - time.time()) / 60)
+            search_minutes = min(10.0, 0.4 * left() / 60)
             searched = _searched_candidate(x_fit, y_fit, k, search_minutes, seed)
             bar.total += steps
             validate(searched)
@@ -493,7 +506,7 @@ def train(
             best, tried, dropped, len(val_idx))))
         model, history, diagnosis = runs[best.name]
         validation = {"accuracy": best.accuracy, "loss": best.loss}
-        if refit and time.time() + cost(refit_steps) < deadline:
+        if refit and cost(refit_steps) <= left():
             bar.set_postfix_str("final model on every image")
             model, _, hit = _run(trainer, best, data.images, data.labels, None, refit_steps,
                                  seed, deadline, bar)
@@ -504,9 +517,11 @@ def train(
                 + (" (stopped early by the budget)" if hit else "")))
         else:
             refit = False
+            bar.total -= refit_steps
             decisions.append(Decision(
                 "final model", f"the validated run ({len(fit_idx)} images)",
-                "the budget does not allow training again on every image"))
+                f"retraining on every image (~{cost(refit_steps):.0f} s) does not fit the "
+                "budget left"))
     finally:
         bar.close()
     if diagnosis is not None:
