@@ -1,7 +1,7 @@
 """`kaug train` against the demo's rows on three offline datasets, at 10 and 50 images/class.
 
     python examples/train_table.py [--datasets digits photos faces] [--per-class 10 50]
-                                   [--seeds 0 1 2] [--minutes-10 1.2] [--minutes-50 3]
+                                   [--seeds 0 1 2] [--minutes-10 1.5] [--minutes-50 3]
                                    [--json runs/train_table.json]
 
 Rows: "no augmentation" and "Keras built-in" are the demo's (its small CNN, 800 steps, Keras'
@@ -91,7 +91,7 @@ def main() -> None:
     parser.add_argument("--datasets", nargs="+", default=["digits", "photos", "faces"])
     parser.add_argument("--per-class", nargs="+", type=int, default=[10, 50])
     parser.add_argument("--seeds", nargs="+", type=int, default=[0, 1, 2])
-    parser.add_argument("--minutes-10", type=float, default=1.2,
+    parser.add_argument("--minutes-10", type=float, default=1.5,
                         help="the recipe's budget at 10 images/class (the demo's)")
     parser.add_argument("--minutes-50", type=float, default=3.0,
                         help="the recipe's budget at 50 images/class")
