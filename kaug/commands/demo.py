@@ -11,8 +11,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     demo.add_argument("--out", default="runs/demo", help="output folder (default runs/demo)")
     demo.add_argument("--seeds", type=int, default=3, help="seeds per row (default 3)")
     demo.add_argument("--steps", type=int, default=800,
-                      help="optimizer steps per run (default 800; 2400 shows augmentation's gain, "
-                           "~3x the time)")
+                      help="optimizer steps per run of the fixed rows (default 800; 2400 shows "
+                           "augmentation's gain, ~3x the time); the recipe row decides its own")
     demo.add_argument("--full", action="store_true",
                       help="every component's row: policies, mixing, PuzzleMix, GAN samples, "
                            "fine-tuning, adaptive (~25 min on 2 cores; the default rows take ~5)")
