@@ -22,7 +22,7 @@ class RecipeData:
 
     Example:
         >>> data = RecipeData.load("digits", per_class=10)
-        >>> data.images.shape, data.counts().min()
+        >>> data.images.shape, int(data.counts().min())
         ((100, 32, 32, 1), 10)
     """
 
