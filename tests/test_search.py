@@ -258,3 +258,10 @@ def test_scheduled_policy_switches_during_fit_without_retracing():
     assert augment.experimental_get_tracing_count() == 1
     with pytest.raises(TypeError, match="AutoAugment"):
         ScheduledPolicy(keras.layers.Dense(1), schedule)
+
+
+def test_withdrawn_pba_method_says_so():
+    from keras_aug.search import search_policy
+
+    with pytest.raises(ValueError, match="'pba'.*withdrawn"):
+        search_policy(SearchTask.from_dataset("digits", per_class=2), "pba")
