@@ -114,7 +114,9 @@ def test_decisions_and_scores_are_reproducible_under_a_seed():
     data = RecipeData.load("digits", per_class=3, seed=4)
     runs = [train(data, minutes=5, steps=30, seed=4, progress=False).report for _ in range(2)]
     assert _choices(runs[0]) == _choices(runs[1])
-    assert [c.accuracy for c in runs[0].candidates] == [c.accuracy for c in runs[1].candidates]
+    for a, b in zip(runs[0].candidates, runs[1].candidates):
+        assert (a.accuracy is None) == (b.accuracy is None)
+        assert a.accuracy is None or abs(a.accuracy - b.accuracy) < 0.2  # at most 1 of 6 images
     # Training itself is not bit-reproducible on CPU (multi-threaded kernels sum in varying
     # order): the same decisions, test accuracy within a few points after 30 steps.
     assert abs(runs[0].test["accuracy"] - runs[1].test["accuracy"]) < 0.06
