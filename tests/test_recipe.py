@@ -50,6 +50,8 @@ def test_bad_arguments_raise_before_training():
         train(data, per_class=3)
     with pytest.raises(TypeError, match="backbone"):
         choose_trainer((32, 32, 1), 10, 5, None)
+    with pytest.raises(ValueError, match="would be ignored"):
+        choose_trainer((32, 32, 1), 10, "none", "my.weights.h5")
     with pytest.raises(ValueError, match="too small to train"):
         train(data, minutes=0.05, progress=False)
 

@@ -57,6 +57,7 @@ class Candidate:
         why: why it is a candidate.
         accuracy, loss: on the held-out images; `None` if the budget did not allow it.
         seconds: its training time.
+        soft_labels: it mixes labels, so only a trainer with one-hot labels can use it.
 
     Example:
         >>> Candidate("none", lambda seed: None, "the control").accuracy is None
@@ -69,6 +70,7 @@ class Candidate:
     accuracy: float | None = None
     loss: float | None = None
     seconds: float | None = None
+    soft_labels: bool = False  # needs one-hot labels (mixing): the CNN from scratch only
 
 
 @dataclass
@@ -214,7 +216,8 @@ def augmentation_candidates(data: RecipeData, fill: dict) -> list[Candidate]:
         "mild affine + MixUp (alpha 0.2)",
         lambda seed: _chain(affine(seed), L.MixUp(alpha=0.2, num_classes=data.num_classes,
                                                   seed=seed + 11)),
-        "mixing helped on some small sets and not others (docs/mixing.md), so it is validated"))
+        "mixing helped on some small sets and not others (docs/mixing.md), so it is validated",
+        soft_labels=True))
     return candidates
 
 
@@ -434,7 +437,7 @@ def train(
 
     fill = _fill(data.images)
     candidates = [c for c in augmentation_candidates(data, fill)
-                  if trainer.soft_labels or "MixUp" not in c.name]
+                  if trainer.soft_labels or not c.soft_labels]
     # The refit sees every image: as many steps per image as the validated run had.
     refit_steps = steps if steps_given else trainer.steps(len(data.labels))
     if estimate(steps) > left():
@@ -554,6 +557,11 @@ def choose_trainer(shape, k, backbone: str, weights):
     whose weights load, else the CNN from scratch."""
     from finetune import plan
 
+    if (isinstance(backbone, keras.Model) or backbone == "none") and weights not in (None,
+                                                                                    "imagenet"):
+        raise ValueError(f"weights={weights!r} applies to a registry backbone; with backbone="
+                         f"{'none' if backbone == 'none' else 'a keras.Model'} it would be "
+                         "ignored (load them into your model, or name the backbone)")
     if isinstance(backbone, keras.Model):
         model = backbone
 
