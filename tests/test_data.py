@@ -85,6 +85,17 @@ def test_pipeline_applies_images_only_callables_and_label_layers(digits):
     assert x2.shape == x0.shape and y2.shape == (20,)
 
 
+def test_reproducible_pipeline_gives_every_batch_the_same_draws_in_every_run(digits):
+    from keras_aug.layers import RandomAffine
+
+    def epoch():
+        ds = make_pipeline(few_shot(digits.train, 10), batch_size=5, seed=0, reproducible=True,
+                           augment=RandomAffine(rotation=0.2, translate_x=0.2, seed=3))
+        return np.concatenate([x.numpy() for x, _ in ds])
+
+    assert np.array_equal(epoch(), epoch())
+
+
 def _write_folder(root, classes=("cat", "dog"), per_class=3, size=(12, 10)):
     for c in classes:
         os.makedirs(root / c, exist_ok=True)

@@ -9,6 +9,7 @@ strictly better on the held-out images; then train the winner again on every tra
 """
 from __future__ import annotations
 
+import math
 import time
 from dataclasses import dataclass, field
 from typing import Any, Callable
@@ -26,6 +27,7 @@ LEARNING_RATE = 2e-3
 LABEL_SMOOTHING = 0.1
 EVALS = 10  # validation points on the learning curve
 MIN_STEPS, MAX_STEPS, STEPS_PER_IMAGE = 800, 6000, 10
+ADAPTIVE_START = 0.5  # of a range twice the mild default's: where the adaptive candidate starts
 
 
 @dataclass
@@ -58,6 +60,9 @@ class Candidate:
         accuracy, loss: on the held-out images; `None` if the budget did not allow it.
         seconds: its training time.
         soft_labels: it mixes labels, so only a trainer with one-hot labels can use it.
+        adaptive: `AdaptiveAugmentation` sets its strength each epoch from the held-out
+            images; the refit replays those strengths (`strengths`).
+        strengths: the strength of each epoch of its validated run (adaptive only).
 
     Example:
         >>> Candidate("none", lambda seed: None, "the control").accuracy is None
@@ -71,6 +76,8 @@ class Candidate:
     loss: float | None = None
     seconds: float | None = None
     soft_labels: bool = False  # needs one-hot labels (mixing): the CNN from scratch only
+    adaptive: bool = False
+    strengths: list[float] | None = None
 
 
 @dataclass
@@ -218,6 +225,14 @@ def augmentation_candidates(data: RecipeData, fill: dict) -> list[Candidate]:
                                                   seed=seed + 11)),
         "mixing helped on some small sets and not others (docs/mixing.md), so it is validated",
         soft_labels=True))
+    candidates.insert(len(candidates) - 1, Candidate(
+        f"affine up to twice as strong, strength adapted each epoch (from {ADAPTIVE_START})",
+        lambda seed: _chain(L.RandomAffine(rotation=0.16, translate_x=0.2, translate_y=0.2,
+                                           zoom_y=0.3, seed=seed, strength=ADAPTIVE_START,
+                                           **fill)),
+        "AdaptiveAugmentation raises the strength while the held-out loss says the model "
+        "overfits and lowers it when it underfits (docs/diagnose.md); the refit replays the "
+        "strengths it chose", adaptive=True))
     return candidates
 
 
@@ -240,26 +255,66 @@ def _dataset(images, labels, k, augment, seed, repeat: bool):
         lambda x, y: (x, tf.one_hot(y, k)))
     if not repeat:
         return ds.batch(256).map(lambda x, y: (tf.cast(x, tf.float32), y)).cache()
-    return make_pipeline(ds, augment=augment, batch_size=BATCH_SIZE, repeat=True, seed=seed)
+    return make_pipeline(ds, augment=augment, batch_size=BATCH_SIZE, repeat=True, seed=seed,
+                         reproducible=True)
 
 
-def _compile(model: keras.Model, steps: int) -> keras.Model:
-    schedule = keras.optimizers.schedules.CosineDecay(LEARNING_RATE, max(1, steps))
-    model.compile(keras.optimizers.Adam(schedule),
-                  loss=keras.losses.CategoricalCrossentropy(from_logits=True,
-                                                            label_smoothing=LABEL_SMOOTHING),
-                  metrics=["accuracy"], jit_compile=True)
-    return model
+class _CosineRate(keras.callbacks.Callback):
+    """Cosine decay of the learning rate from `LEARNING_RATE` to 0 over `steps`, set before every
+    batch (what `keras.optimizers.schedules.CosineDecay` computes; a schedule is traced into
+    the compiled train step, so each run length would need its own compile)."""
+
+    def __init__(self, steps: int):
+        super().__init__()
+        self.steps, self.step = max(1, steps), 0
+
+    def on_train_batch_begin(self, batch, logs=None):
+        done = min(self.step / self.steps, 1.0)
+        rate = LEARNING_RATE * 0.5 * (1 + math.cos(math.pi * done))
+        self.model.optimizer.learning_rate.assign(rate)
+        self.step += 1
+
+
+class _Strengths(keras.callbacks.Callback):
+    """Sets `layer.strength` to `strengths[epoch]` at each epoch's start (a refit replaying
+    what `AdaptiveAugmentation` chose on the validated run)."""
+
+    def __init__(self, layer, strengths):
+        super().__init__()
+        self.layer, self.strengths = layer, list(strengths)
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self.layer.strength = self.strengths[min(epoch, len(self.strengths) - 1)]
+
+
+def _strength_callbacks(candidate, augment, val, k) -> list:
+    """What drives an adaptive candidate's strength: the controller when there are held-out
+    images to read, else the replay of its validated run."""
+    if not candidate.adaptive:
+        return []
+    from keras_aug.diagnose import AdaptiveAugmentation
+
+    layer = augment.layers[0]
+    if val is not None:
+        return [AdaptiveAugmentation(layer, initial=ADAPTIVE_START, chance=1.0 / k)]
+    if not candidate.strengths:
+        raise RuntimeError(f"{candidate.name!r}: a refit needs the strengths of its validated run")
+    return [_Strengths(layer, candidate.strengths)]
 
 
 class ScratchTrainer:
-    """Trains `recipe_cnn` from scratch: one-hot labels (smoothed), cosine learning rate."""
+    """Trains `recipe_cnn` from scratch: one-hot labels (smoothed), cosine learning rate.
+
+    One model is built and compiled per seed and reset (seeded initial weights, fresh Adam)
+    before every run: the calibration, every candidate and the refit share one XLA-compiled
+    train step instead of compiling their own (5-15 s each on 2 cores)."""
 
     soft_labels = True
     name = "a BatchNorm CNN from scratch (recipe_cnn)"
 
     def __init__(self, shape, k):
         self.shape, self.k = shape, k
+        self._model, self._seed, self._initial = None, None, None
 
     def steps(self, n_images: int) -> int:
         return int(np.clip(STEPS_PER_IMAGE * n_images, MIN_STEPS, MAX_STEPS)) // EVALS * EVALS
@@ -269,14 +324,45 @@ class ScratchTrainer:
                 f"label smoothing {LABEL_SMOOTHING}")
 
     def build(self, seed: int, steps: int) -> keras.Model:
-        return _compile(recipe_cnn(self.shape, self.k, seed), steps)
+        """The compiled model at its seeded initial state, Adam's state zeroed (`steps` is set
+        by `fit`'s learning-rate callback)."""
+        if self._model is None or self._seed != seed:
+            model = recipe_cnn(self.shape, self.k, seed)
+            model.compile(keras.optimizers.Adam(LEARNING_RATE),
+                          loss=keras.losses.CategoricalCrossentropy(
+                              from_logits=True, label_smoothing=LABEL_SMOOTHING),
+                          metrics=["accuracy"], jit_compile=True)
+            model.optimizer.build(model.trainable_variables)
+            self._model, self._seed = model, seed
+            self._initial = [v.numpy() for v in model.variables]
+        else:
+            restore(self._model, self._initial)
+            for v in self._model.optimizer.variables:
+                v.assign(tf.zeros_like(v))
+        return self._model
+
+    def accepts(self, candidate) -> bool:
+        return True
 
     def fit(self, candidate, images, labels, val, steps, seed, callbacks):
         model = self.build(seed, steps)
-        history = model.fit(_dataset(images, labels, self.k, candidate.build(seed), seed, True),
+        augment = candidate.build(seed)
+        callbacks = [_CosineRate(steps), *_strength_callbacks(candidate, augment, val, self.k),
+                     *callbacks]
+        history = model.fit(_dataset(images, labels, self.k, augment, seed, True),
                             epochs=EVALS, steps_per_epoch=max(1, steps // EVALS),
                             validation_data=val, callbacks=callbacks, verbose=0)
         return model, history.history
+
+
+def snapshot(model: keras.Model) -> list[np.ndarray]:
+    """Every variable of `model` (weights, BatchNorm statistics, seed states)."""
+    return [v.numpy() for v in model.variables]
+
+
+def restore(model: keras.Model, values: list[np.ndarray]) -> None:
+    for variable, value in zip(model.variables, values):
+        variable.assign(value)
 
 
 class BackboneTrainer:
@@ -296,6 +382,10 @@ class BackboneTrainer:
     def describe(self, steps: int) -> str:
         return f"{steps} steps of {BATCH_SIZE} images in finetune's phases (see the plan)"
 
+    def accepts(self, candidate) -> bool:
+        """Not mixing (integer labels) nor adaptive strength (validated for the CNN only)."""
+        return not (candidate.soft_labels or candidate.adaptive)
+
     def build(self, seed: int, steps: int) -> keras.Model:
         from finetune.plan import compile_for_phase
 
@@ -309,7 +399,7 @@ class BackboneTrainer:
 
         ds = tf.data.Dataset.from_tensor_slices((images, labels))
         train_ds = make_pipeline(ds, augment=candidate.build(seed), batch_size=BATCH_SIZE,
-                                 seed=seed)
+                                 seed=seed, reproducible=True)
         if val is not None:
             val = val.map(lambda x, y: (x, tf.argmax(y, axis=-1)))
         result = fine_tune(self.plan_for(len(images)), train_ds, val, seed=seed, verbose=0,
@@ -326,13 +416,14 @@ def _run(trainer, candidate, images, labels, val, steps, seed, deadline, bar, di
     return model, history, stop.hit
 
 
-def _calibrate(trainer, shape, k, seed) -> tuple[float, float]:
+def _calibrate(trainer, images, labels, k, seed) -> tuple[float, float]:
     """Seconds per training step (as `fit` runs them) and per-run overhead on this machine."""
     model = trainer.build(seed, 100)
-    x = np.zeros((BATCH_SIZE, *shape), np.float32)
-    y = np.arange(BATCH_SIZE) % k
-    y = np.eye(k, dtype=np.float32)[y] if trainer.soft_labels else y
-    ds = tf.data.Dataset.from_tensors((x, y)).repeat()
+    if trainer.soft_labels:  # the runs' input spec: the same trace serves them
+        ds = _dataset(images, labels, k, None, seed, True)
+    else:
+        ds = tf.data.Dataset.from_tensors((np.zeros((BATCH_SIZE, *images.shape[1:]), np.float32),
+                                           np.arange(BATCH_SIZE) % k)).repeat()
     t0 = time.time()
     model.fit(ds, epochs=1, steps_per_epoch=2, verbose=0)
     first = time.time() - t0
@@ -416,7 +507,7 @@ def train(
             "label smoothing", str(LABEL_SMOOTHING),
             "with ~10 images/class it added 2.5 points on digits (docs/experiments/gan.md)"))
 
-    per_step, overhead = _calibrate(trainer, shape, k, seed)
+    per_step, overhead = _calibrate(trainer, data.images[fit_idx], data.labels[fit_idx], k, seed)
     steps_given = steps is not None
     if steps is None:
         steps = trainer.steps(len(fit_idx))
@@ -436,8 +527,7 @@ def train(
         return deadline - time.time() - reserve
 
     fill = _fill(data.images)
-    candidates = [c for c in augmentation_candidates(data, fill)
-                  if trainer.soft_labels or not c.soft_labels]
+    candidates = [c for c in augmentation_candidates(data, fill) if trainer.accepts(c)]
     # The refit sees every image: as many steps per image as the validated run had.
     refit_steps = steps if steps_given else trainer.steps(len(data.labels))
     if estimate(steps) > left():
@@ -465,8 +555,10 @@ def train(
         evaluated = model.evaluate(val if trainer.soft_labels else
                                    val.map(lambda x, y: (x, tf.argmax(y, axis=-1))), verbose=0)
         candidate.loss, candidate.accuracy = float(evaluated[0]), float(evaluated[1])
+        if candidate.adaptive:
+            candidate.strengths = [round(float(v), 4) for v in history["augmentation_strength"]]
         candidate.seconds = time.time() - t0
-        runs[candidate.name] = (model, history, diagnosis.diagnosis)
+        runs[candidate.name] = (model, snapshot(model), history, diagnosis.diagnosis)
         return hit
 
     try:
@@ -507,7 +599,8 @@ def train(
                 best = candidate
         decisions.append(Decision("augmentation", best.name, _augmentation_reason(
             best, tried, dropped, len(val_idx))))
-        model, history, diagnosis = runs[best.name]
+        model, state, history, diagnosis = runs[best.name]
+        restore(model, state)  # the CNN from scratch reuses one model for every run
         validation = {"accuracy": best.accuracy, "loss": best.loss}
         if refit and cost(refit_steps) <= left():
             bar.set_postfix_str("final model on every image")
