@@ -265,3 +265,17 @@ def test_withdrawn_pba_method_says_so():
 
     with pytest.raises(ValueError, match="'pba'.*withdrawn"):
         search_policy(SearchTask.from_dataset("digits", per_class=2), "pba")
+
+
+def test_shipped_policy_was_found_by_kaug_search_and_applies():
+    from keras_aug.search import shipped_policy
+
+    policy = shipped_policy("digits_fast_aa")
+    command = policy.meta["command"]
+    assert command.startswith("kaug search --dataset digits --method fast_aa") and \
+        "--per-class 10" in command and "--seed 0" in command
+    assert policy.meta["method"] == "fast_aa" and len(policy.sub_policies) >= 5
+    layer = AutoAugment(policy, seed=0, jit_compile=False)
+    assert layer(tf.zeros([2, 32, 32, 1]), training=True).shape == (2, 32, 32, 1)
+    with pytest.raises(ValueError, match="name must be one of \\['digits_fast_aa'\\]"):
+        shipped_policy("cifar")

@@ -49,3 +49,28 @@ def search_policy(task: SearchTask, method: str = "fast_aa", *, minutes: float =
     return module.search(task, minutes=minutes, seed=seed, workdir=workdir, resume=resume,
                          progress=progress, **options)
 
+
+
+def shipped_policy(name: str = "digits_fast_aa"):
+    """A policy that `kaug search` found and the package ships; `policy.meta["command"]` is the
+    command line that produced it (rerun it to check).
+
+    Args:
+        name: `"digits_fast_aa"` (Fast AutoAugment on seed 0's 10 training digits per class;
+            the test split was never read).
+
+    Example:
+        >>> policy = shipped_policy("digits_fast_aa")
+        >>> policy.meta["command"].split()[:2]
+        ['kaug', 'search']
+    """
+    from importlib import resources
+
+    from keras_aug.policies.policy import Policy
+
+    files = resources.files("keras_aug.search") / "policies"
+    names = sorted(p.name[:-5] for p in files.iterdir() if p.name.endswith(".json"))
+    if name not in names:
+        raise ValueError(f"name must be one of {names}, got {name!r}")
+    with resources.as_file(files / f"{name}.json") as path:
+        return Policy.load(str(path))
