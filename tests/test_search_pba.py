@@ -151,7 +151,7 @@ def test_stopper_deadline_member_epochs_and_stall(tmp_path):
     assert stopper.stop_all()
     os.utime(rows, (time.time() - 1000, time.time() - 1000))
     write(started=time.time() - 1000)
-    assert stopper.stop_all()  # nothing recorded for 1000 s > 120 s + 5 x 2 s
+    assert stopper.stop_all()  # nothing recorded for 1000 s > 240 s + 5 x 2 s
     assert json.load(open(limits + ".stalled"))["epochs_recorded"] == 2
 
 

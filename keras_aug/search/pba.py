@@ -237,9 +237,9 @@ def search(
     deadline = os.path.join(workdir, DEADLINE)
     if os.path.exists(deadline + ".stalled"):
         os.remove(deadline + ".stalled")
-    with open(deadline, "w") as f:
-        json.dump({"started": time.time(), "deadline": time.time() + minutes * 60.0,
-                   "max_member_epochs": max_member_epochs}, f)
+    limits = {"started": time.time(), "deadline": time.time() + minutes * 60.0,
+              "max_member_epochs": max_member_epochs}
+    _write_limits(deadline, limits)
     threads = max(1, cpus // population)
     workers = max(1, min(population, cpus // threads))
     budget = Budget(minutes, total=population * epochs, desc="pba: population", progress=progress)
@@ -274,6 +274,9 @@ def search(
         else:
             tuner = _new_tuner(tune, pba_member, trainable, task.space, settings, workdir,
                                storage, name)
+        # The stall guard counts from here: starting the TensorFlow workers can take minutes
+        # on a loaded machine, and is not Tune failing to schedule the members.
+        _write_limits(deadline, {**limits, "started": time.time()})
         watcher.start()
         with _quiet_tune():
             grid = tuner.fit()
@@ -331,6 +334,12 @@ def _new_tuner(tune, pba_member, trainable, space, settings, workdir, storage, n
             checkpoint_config=tune.CheckpointConfig(num_to_keep=None, checkpoint_frequency=1,
                                                     checkpoint_at_end=True),
             failure_config=tune.FailureConfig(max_failures=0, fail_fast=True)))
+
+
+def _write_limits(path: str, limits: dict) -> None:
+    with open(path + ".tmp", "w") as f:
+        json.dump(limits, f)
+    os.replace(path + ".tmp", path)  # the stopper never reads half a file
 
 
 def _can_restore(experiment: str) -> bool:

@@ -111,7 +111,7 @@ class Deadline(tune.Stopper):
     `<path>.stalled`, and the search raises. (Each run of `search`, resumed ones too, writes its
     own limits to `path`: Ray restores this stopper from the first run's pickle.)"""
 
-    STALL_SECONDS = 120.0
+    STALL_SECONDS = 240.0
 
     def __init__(self, path: str, records: str):
         self.path, self.records = path, records
