@@ -259,14 +259,6 @@ def test_scheduled_policy_switches_during_fit_without_retracing():
     with pytest.raises(TypeError, match="AutoAugment"):
         ScheduledPolicy(keras.layers.Dense(1), schedule)
 
-
-def test_withdrawn_pba_method_says_so():
-    from keras_aug.search import search_policy
-
-    with pytest.raises(ValueError, match="'pba'.*withdrawn"):
-        search_policy(SearchTask.from_dataset("digits", per_class=2), "pba")
-
-
 def test_shipped_policy_was_found_by_kaug_search_and_applies():
     from keras_aug.search import shipped_policy
 

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import argparse
 
-METHOD_NAMES = ("fast_aa", "autoaugment", "faster_aa")
+METHOD_NAMES = ("fast_aa", "pba", "autoaugment", "faster_aa")
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -22,7 +22,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--per-class", type=int, default=None,
                    help="use K images per class of the train split (default: all)")
     p.add_argument("--method", choices=METHOD_NAMES, default="fast_aa",
-                   help="fast_aa (default), autoaugment or faster_aa")
+                   help="fast_aa (default), pba, autoaugment or faster_aa")
     p.add_argument("--minutes", type=float, default=10.0, help="wall-clock budget (default 10)")
     p.add_argument("--out", default="policy.json", help="policy JSON to write (default policy.json)")
     p.add_argument("--workdir", default=None,
@@ -37,8 +37,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--sub-policies", type=int, default=5,
                    help="sub-policies per candidate (default 5)")
     p.add_argument("--option", action="append", default=[], metavar="KEY=VALUE",
-                   help="a method setting, e.g. --option folds=5 --option trials=200 (fast_aa); "
-                        "repeatable")
+                   help="a method setting, e.g. --option folds=5 --option trials=200 (fast_aa), "
+                        "--option population=8 (pba); repeatable")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     p.set_defaults(func=run)
 

@@ -1,8 +1,8 @@
 """Automated augmentation: search the policy suited to a dataset (`kaug search`).
 
 Methods (`search_policy(task, method=...)`): `"fast_aa"` (Fast AutoAugment, Optuna TPE, the
-default), `"autoaugment"` (a recurrent controller trained with PPO) and `"faster_aa"`
-(differentiable search). Each returns a
+default), `"pba"` (Population Based Augmentation, Ray Tune PBT), `"autoaugment"` (a recurrent
+controller trained with PPO) and `"faster_aa"` (differentiable search). Each returns a
 `SearchResult` whose policy `keras_aug.layers.AutoAugment` applies.
 """
 from keras_aug.search.api import METHODS, search_policy, shipped_policy

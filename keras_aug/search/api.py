@@ -10,6 +10,7 @@ from keras_aug.search.task import SearchTask
 # runs it.
 METHODS = {
     "fast_aa": "keras_aug.search.fast_aa",
+    "pba": "keras_aug.search.pba",
     "autoaugment": "keras_aug.search.controller",
     "faster_aa": "keras_aug.search.faster_aa",
 }
@@ -22,8 +23,7 @@ def search_policy(task: SearchTask, method: str = "fast_aa", *, minutes: float =
 
     Args:
         task: a `SearchTask` (images, labels, search space, child budget).
-        method: one of `METHODS`: `"fast_aa"`, `"autoaugment"`, `"faster_aa"` (`"pba"` is not
-            in this version: see the error it raises).
+        method: one of `METHODS`: `"fast_aa"`, `"pba"`, `"autoaugment"`, `"faster_aa"`.
         minutes: wall-clock budget; every method stops cleanly and returns its best so far.
         seed: the search's seed.
         workdir: where the method keeps its state (trials, checkpoints), for `resume`.
@@ -37,10 +37,6 @@ def search_policy(task: SearchTask, method: str = "fast_aa", *, minutes: float =
         >>> result = search_policy(task, "fast_aa", minutes=5)                  # doctest: +SKIP
         >>> result.save("policy.json")                                          # doctest: +SKIP
     """
-    if method == "pba":
-        raise ValueError("method 'pba' (Population Based Augmentation on Ray Tune) is not in this "
-                         "version: its implementation stalled under load in the test suite and "
-                         "was withdrawn; use 'fast_aa' (the default)")
     if method not in METHODS:
         raise ValueError(f"method must be one of {sorted(METHODS)}, got {method!r}")
     if not isinstance(task, SearchTask):
