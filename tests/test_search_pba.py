@@ -15,7 +15,7 @@ from keras_aug.search.pba import PROB_LEVELS, RECORDS, PBAExplore, levels_policy
 
 SPACE = SearchSpace(ops=("Rotate", "ShearX", "Invert", "Contrast"))
 # 2 members, 3 epochs of 20 steps, a perturbation after every epoch: two exploits
-OPTIONS = dict(population=2, epochs=3, perturbation_interval=1, folds=3, cpus=2, minutes=5,
+OPTIONS = dict(population=2, epochs=3, perturbation_interval=1, folds=3, cpus=2, minutes=15,
                progress=False)
 
 

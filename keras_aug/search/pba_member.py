@@ -25,7 +25,7 @@ import time
 import numpy as np
 import ray
 from ray import tune
-from ray.tune.schedulers import PopulationBasedTraining
+from ray.tune.schedulers import PopulationBasedTraining, TrialScheduler
 
 ARRAYS = "state.npz"
 MEMBER = "member.json"
@@ -79,12 +79,23 @@ class SynchPBT(PopulationBasedTraining):
     next synchronization point is the first one after the least advanced member. A member that
     had finished keeps the defaults, so that it runs, reports `done` and leaves. A fresh search
     is unaffected (no member has a checkpoint when added).
+
+    A member behind the next synchronization point (restored from an older checkpoint than
+    another's, or from none) trains on until it reaches it: Ray's synchronous mode perturbs
+    as soon as no live member is behind the reporting one, so a member at epoch 1 reporting
+    while the others waited at 2 was made to exploit them at 1 and skipped an epoch (seen in a
+    resumed search on a loaded machine).
     """
 
     def __init__(self, *args, epochs: int, **kwargs):
         super().__init__(*args, **kwargs)
         self._epochs = epochs
         self._restored: dict = {}
+
+    def on_trial_result(self, tune_controller, trial, result):
+        if result.get(self._time_attr, self._next_perturbation_sync) < self._next_perturbation_sync:
+            return TrialScheduler.CONTINUE
+        return super().on_trial_result(tune_controller, trial, result)
 
     def on_trial_add(self, tune_controller, trial):
         super().on_trial_add(tune_controller, trial)
