@@ -271,3 +271,10 @@ def test_shipped_policy_was_found_by_kaug_search_and_applies():
     assert layer(tf.zeros([2, 32, 32, 1]), training=True).shape == (2, 32, 32, 1)
     with pytest.raises(ValueError, match="name must be one of \\['digits_fast_aa'\\]"):
         shipped_policy("cifar")
+
+
+def test_the_searched_policy_is_a_full_demo_row():
+    from kaug.demo import demo_rows
+
+    (row,) = [r for r in demo_rows() if r.name.startswith("searched policy")]
+    assert not row.core and row.augment(0).policy.meta["method"] == "fast_aa"

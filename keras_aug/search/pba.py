@@ -176,7 +176,7 @@ def search(
             seeded (PBT runs synchronously), so a search repeats exactly.
         workdir: where Ray keeps the experiment (checkpoints, state) and the per-epoch records
             (default: a new temporary directory, so no resume).
-        resume: continue the search in `workdir` (`Tuner.restore`): finished epochs are kept.
+        resume: not supported yet (raises): a resumed synchronous PBT could skip epochs.
         progress: show a progress bar (one unit per member epoch).
         population: members trained in parallel (>= 2; PBA used 16).
         epochs: epochs of every member; the schedule has one policy per epoch range.
@@ -213,6 +213,10 @@ def search(
     if max_member_epochs is not None:
         check_integer("max_member_epochs", max_member_epochs)
     stratified_folds(task.labels, folds, seed)  # says how many images per class are needed
+    if resume:
+        raise ValueError("resume=True is not supported by pba in this version: a resumed "
+                         "synchronous PBT let a member skip epochs on a loaded machine; start a "
+                         "new search (a new workdir)")
     try:
         import ray
         from ray import tune
@@ -298,8 +302,7 @@ def search(
         raise RuntimeError(
             f"pba: Ray Tune stopped scheduling the members (no epoch recorded for "
             f"{stall['seconds_without_progress']:.0f} s after {stall['epochs_recorded']}); the "
-            f"search was stopped. Its checkpoints are kept: resume=True (kaug search --resume) "
-            f"continues it")
+            f"search was stopped; run it again, on a less loaded machine or with more minutes")
     members = [m for m in (pba_member.read_checkpoint(checkpoint, path)
                            for _, checkpoint, path in ended if checkpoint is not None)
                if m["score"] is not None]
