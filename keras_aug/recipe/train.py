@@ -361,6 +361,7 @@ def snapshot(model: keras.Model) -> list[np.ndarray]:
 
 
 def restore(model: keras.Model, values: list[np.ndarray]) -> None:
+    """Assign a `snapshot` back to `model`'s variables (no new model, no new compile)."""
     for variable, value in zip(model.variables, values):
         variable.assign(value)
 
